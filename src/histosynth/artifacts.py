@@ -1,0 +1,220 @@
+"""Artefact folders: atomic writes, manifests written last, and artefact ids.
+
+A stage writes into one folder. The folder's ``manifest.json`` is written last and atomically
+(temp file + ``os.replace``): a folder without one is incomplete, and re-running the same
+command resumes it. While a stage runs, ``.pending.json`` records the id it is building so a
+re-run with a *different* config is refused instead of silently mixing two artefacts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "MANIFEST",
+    "SCHEMA_VERSION",
+    "ArtifactError",
+    "Output",
+    "artifact_id",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "file_sha256",
+    "is_complete",
+    "package_versions",
+    "prepare_output",
+    "read_manifest",
+    "write_manifest",
+]
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+PENDING = ".pending.json"
+_VERSIONED = ("histosynth", "numpy", "torch", "diffusers", "openslide-python", "tiffslide", "faiss-cpu")
+
+
+class ArtifactError(RuntimeError):
+    """An artefact folder is missing, incomplete, or belongs to another configuration."""
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see either the old file or the whole new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Text flavour of :func:`atomic_write_bytes` (UTF-8)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as indented, key-sorted JSON, atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def canonical_json(obj: Any) -> str:
+    """Deterministic JSON used for hashing (sorted keys, no whitespace)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def artifact_id(kind: str, config: Mapping[str, Any], inputs: Iterable[str] = ()) -> str:
+    """Content id of an artefact: changes whenever its config or any input id changes."""
+    payload = canonical_json({"kind": kind, "config": config, "inputs": sorted(inputs)})
+    return f"{kind}-{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def package_versions(names: Iterable[str] = _VERSIONED) -> dict[str, str]:
+    """Installed versions of the packages that shape an artefact (missing ones are skipped)."""
+    out = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def is_complete(folder: str | Path) -> bool:
+    """True when ``folder`` holds a manifest, i.e. its stage finished."""
+    return (Path(folder) / MANIFEST).is_file()
+
+
+def read_manifest(folder: str | Path, kind: str | None = None) -> dict[str, Any]:
+    """Read a finished artefact's manifest, checking its kind and schema version.
+
+    Raises
+    ------
+    ArtifactError
+        When the folder has no manifest (incomplete or not an artefact), or another kind.
+    """
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise ArtifactError(f"{folder}: no {MANIFEST}; the stage that writes it has not finished")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{path}: not valid JSON ({exc.msg})") from None
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise ArtifactError(
+            f"{path}: schema_version {manifest.get('schema_version')!r}, this histosynth reads {SCHEMA_VERSION}"
+        )
+    if kind is not None and manifest.get("kind") != kind:
+        raise ArtifactError(f"{path}: holds a {manifest.get('kind')!r} artefact, expected {kind!r}")
+    return manifest
+
+
+def write_manifest(
+    folder: str | Path,
+    kind: str,
+    config: Mapping[str, Any],
+    inputs: Mapping[str, str] | None = None,
+    counts: Mapping[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Write ``manifest.json`` last and atomically; remove the pending marker.
+
+    Parameters
+    ----------
+    folder
+        The artefact folder.
+    kind
+        Artefact kind (``tiles``, ``embeddings``, ``patch-dataset``, ...).
+    config
+        The resolved stage config (JSON-ready dict).
+    inputs
+        Role → artefact id of each input (e.g. ``{"tiles": "tiles-ab12..."}``).
+    counts
+        Item counts (``{"slides": 3, "failed": 0}``).
+    extra
+        Further JSON-ready fields specific to the kind.
+    """
+    folder = Path(folder)
+    inputs = dict(inputs or {})
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,
+        "id": artifact_id(kind, config, inputs.values()),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "config": dict(config),
+        "inputs": inputs,
+        "counts": dict(counts or {}),
+        "versions": package_versions(),
+        **extra,
+    }
+    atomic_write_json(folder / MANIFEST, manifest)
+    (folder / PENDING).unlink(missing_ok=True)
+    return manifest
+
+
+@dataclass(frozen=True)
+class Output:
+    """An output folder claimed by a stage run (see :func:`prepare_output`)."""
+
+    folder: Path
+    id: str
+    complete: bool
+
+
+def prepare_output(
+    folder: str | Path,
+    kind: str,
+    config: Mapping[str, Any],
+    inputs: Mapping[str, str] | None = None,
+    overwrite: bool = False,
+) -> Output:
+    """Claim ``folder`` for an artefact of (kind, config, inputs).
+
+    Returns ``complete=True`` when the folder already holds exactly this artefact. A folder
+    holding a different artefact (finished or in progress) is refused unless ``overwrite``, in
+    which case its manifest and pending marker are removed so the stage starts afresh.
+    """
+    folder = Path(folder)
+    want = artifact_id(kind, config, (inputs or {}).values())
+    for marker in (MANIFEST, PENDING):
+        path = folder / marker
+        if not path.is_file():
+            continue
+        try:
+            have = json.loads(path.read_text(encoding="utf-8")).get("id")
+        except json.JSONDecodeError:
+            have = None
+        if have == want:
+            return Output(folder, want, complete=marker == MANIFEST)
+        if not overwrite:
+            raise ArtifactError(
+                f"{folder}: holds another {kind} artefact ({have}); use a new output folder or --overwrite"
+            )
+        path.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / PENDING, {"id": want, "kind": kind, "config": dict(config)})
+    return Output(folder, want, complete=False)

@@ -1,0 +1,210 @@
+"""The patch dataset format shared by real and synthetic data.
+
+::
+
+    <folder>/
+      images/<id>.png        RGB uint8
+      maps/<id>.png          uint8 class ids (see classes.json)
+      classes.json           the class map
+      index.parquet          one row per patch (columns below)
+      manifest.json          written last: kind "patch-dataset"
+      _shards/<key>.parquet  per-slide (or per-batch) rows while the stage runs
+
+Index columns every dataset has: ``id``, ``image``, ``map`` (paths relative to the folder),
+``split`` (train/val/test), ``slide``, ``x0``, ``y0`` (level-0 px), ``size0`` (level-0 extent),
+``mpp``, ``fractions`` (list of per-class pixel fractions, indexed by class id). Synthetic
+datasets add ``seed``, ``map_source``, ``crop_sources`` (JSON), ``sampler``, ``steps``,
+``guidance_map`` and ``guidance_crops``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from histosynth.artifacts import ArtifactError, atomic_write_bytes, read_manifest, write_manifest
+from histosynth.data.classmap import ClassMap
+
+__all__ = [
+    "KIND",
+    "PatchDataset",
+    "PatchDatasetWriter",
+    "class_fractions",
+    "decode_png",
+    "encode_png",
+]
+
+KIND = "patch-dataset"
+REQUIRED_COLUMNS = ("id", "image", "map", "split", "slide", "x0", "y0", "size0", "mpp", "fractions")
+# Decoding is refused above this many pixels (a decompression-bomb guard for user folders).
+MAX_PIXELS = 16384 * 16384
+
+
+def encode_png(arr: np.ndarray) -> bytes:
+    """PNG bytes of an RGB (H, W, 3) or label (H, W) uint8 array."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8)).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def decode_png(path: str | Path, mode: str) -> np.ndarray:
+    """Read an image as RGB (``mode="RGB"``) or as a label map (``mode="L"``), safely."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.width * im.height > MAX_PIXELS:
+            raise ValueError(f"{path}: image of {im.width}×{im.height} px is too large to decode safely")
+        if mode == "L" and im.mode not in ("L", "P"):
+            raise ValueError(f"{path}: a label map must be a single-channel 8-bit PNG, got mode {im.mode}")
+        return np.asarray(im.convert(mode) if im.mode != mode and mode == "RGB" else im)
+
+
+def class_fractions(label: np.ndarray, n_classes: int) -> list[float]:
+    """Fraction of pixels of each class id 0..n_classes-1."""
+    counts = np.bincount(label.ravel(), minlength=n_classes)[:n_classes]
+    return (counts / max(label.size, 1)).astype(float).tolist()
+
+
+class PatchDatasetWriter:
+    """Writes a patch dataset resumably: patches and per-key row shards, then index + manifest.
+
+    Parameters
+    ----------
+    folder
+        The dataset folder (claimed beforehand with :func:`histosynth.artifacts.prepare_output`).
+    classes
+        The class map; saved as ``classes.json``.
+    """
+
+    def __init__(self, folder: str | Path, classes: ClassMap) -> None:
+        self.folder = Path(folder)
+        self.classes = classes
+        (self.folder / "images").mkdir(parents=True, exist_ok=True)
+        (self.folder / "maps").mkdir(parents=True, exist_ok=True)
+        classes.save(self.folder / "classes.json")
+
+    def write_patch(self, pid: str, image: np.ndarray, label: np.ndarray) -> dict[str, Any]:
+        """Write one image/map pair atomically; returns the row fields it fills."""
+        if image.shape[:2] != label.shape:
+            raise ValueError(f"patch {pid}: image {image.shape[:2]} and map {label.shape} differ in size")
+        img_rel, map_rel = f"images/{pid}.png", f"maps/{pid}.png"
+        atomic_write_bytes(self.folder / img_rel, encode_png(image))
+        atomic_write_bytes(self.folder / map_rel, encode_png(label.astype(np.uint8)))
+        n = max(self.classes.ids) + 1
+        return {"id": pid, "image": img_rel, "map": map_rel, "fractions": class_fractions(label, n)}
+
+    def write_shard(self, key: str, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Write the rows of one unit of work (a slide, a batch) atomically; returns the count."""
+        import io
+
+        import pandas as pd
+
+        df = pd.DataFrame(list(rows))
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        atomic_write_bytes(self.folder / "_shards" / f"{_safe_key(key)}.parquet", buf.getvalue())
+        return len(df)
+
+    def finalize(
+        self,
+        keys: Iterable[str],
+        config: Mapping[str, Any],
+        inputs: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """Merge the shards of ``keys`` (in that order) into ``index.parquet``; write the manifest."""
+        import pandas as pd
+
+        frames = []
+        for key in keys:
+            shard = self.folder / "_shards" / f"{_safe_key(key)}.parquet"
+            if shard.is_file():
+                frames.append(pd.read_parquet(shard))
+        frames = [f for f in frames if len(f)]
+        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(REQUIRED_COLUMNS))
+        buf_path = self.folder / "index.parquet"
+        import io
+
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        atomic_write_bytes(buf_path, buf.getvalue())
+        counts = {"patches": int(len(df))}
+        if len(df) and "split" in df:
+            counts.update({f"split_{k}": int(v) for k, v in df["split"].value_counts().items()})
+        return write_manifest(self.folder, KIND, config, inputs, counts, classes=self.classes.to_json(), **extra)
+
+
+def _safe_key(key: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
+
+
+class PatchDataset:
+    """Read a finished patch dataset (real or synthetic).
+
+    Parameters
+    ----------
+    folder
+        A folder written by :class:`PatchDatasetWriter`.
+    split
+        Keep only rows of this split (``None``: all).
+
+    Raises
+    ------
+    ArtifactError
+        When the folder is incomplete, misses files, or its index points outside the folder.
+    """
+
+    def __init__(self, folder: str | Path, split: str | None = None) -> None:
+        import pandas as pd
+
+        self.folder = Path(folder).resolve()
+        self.manifest = read_manifest(self.folder, KIND)
+        self.classes = ClassMap.from_json(self.folder / "classes.json")
+        index = pd.read_parquet(self.folder / "index.parquet")
+        missing = [c for c in REQUIRED_COLUMNS if c not in index.columns]
+        if missing:
+            raise ArtifactError(f"{self.folder / 'index.parquet'}: missing columns {missing}")
+        for col in ("image", "map"):
+            for rel in index[col]:
+                self._resolve(rel)
+        if split is not None:
+            index = index[index["split"] == split].reset_index(drop=True)
+        self.index = index
+        self.id = self.manifest["id"]
+
+    def _resolve(self, rel: str) -> Path:
+        path = (self.folder / rel).resolve()
+        if not path.is_relative_to(self.folder):
+            raise ArtifactError(f"{self.folder / 'index.parquet'}: path {rel!r} points outside the dataset")
+        return path
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def image(self, i: int) -> np.ndarray:
+        """RGB uint8 (H, W, 3) of row ``i``."""
+        return decode_png(self._checked(self.index.at[i, "image"]), "RGB")
+
+    def label(self, i: int) -> np.ndarray:
+        """Class-id map uint8 (H, W) of row ``i``."""
+        return decode_png(self._checked(self.index.at[i, "map"]), "L")
+
+    def _checked(self, rel: str) -> Path:
+        path = self._resolve(rel)
+        if not path.is_file():
+            raise ArtifactError(f"{path}: listed in index.parquet but missing")
+        return path
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        row = self.index.iloc[i].to_dict()
+        return {"image": self.image(i), "map": self.label(i), "row": row}
+
+    def __repr__(self) -> str:
+        return f"PatchDataset({str(self.folder)!r}, n={len(self)}, classes={self.classes.names})"
