@@ -218,7 +218,9 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
         raise ConfigError(errors[0] if errors else f"{name}: bad value {value!r}")
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(f"{name}: {value!r} is not one of {list(args)}{_suggest(str(value), map(str, args))}")
+            raise ConfigError(
+                f"{name}: {value!r} is not one of {list(args)}{_suggest(str(value), map(str, args))}"
+            )
         return value
     if origin is tuple:
         if not isinstance(value, list | tuple):

@@ -61,9 +61,7 @@ class RunSummary:
 
     def describe(self, noun: str = "items") -> str:
         """One line for the end of a command, then one line per failure."""
-        lines = [
-            f"{len(self.done)} {noun} done, {len(self.skipped)} already done, {len(self.failed)} failed"
-        ]
+        lines = [f"{len(self.done)} {noun} done, {len(self.skipped)} already done, {len(self.failed)} failed"]
         lines += [f"  failed: {r.key}: {r.error}" for r in self.failed]
         return "\n".join(lines)
 

@@ -36,6 +36,7 @@ def test_label_map_aligned_with_image(synthetic_slide):
     means = {c: img[lab == c].mean(0) for c in present}
     assert means[0].min() > 235  # white glass
     assert means[2][0] > means[2][2] and means[3][2] > means[3][0]  # pink stroma, blue lymphoid
+
     # shift the label map by one cell and alignment gets worse: the true one is the best fit
     def spread(lb):
         return sum(img[lb == c].std(0).sum() * (lb == c).mean() for c in present)

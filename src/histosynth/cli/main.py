@@ -46,7 +46,9 @@ class LazyGroup(click.Group):
         return importlib.import_module(mod).command
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(package_name="histosynth")
 def cli() -> None:
     """histosynth: synthetic, pixel-annotated histopathology data.

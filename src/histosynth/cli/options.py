@@ -31,7 +31,9 @@ def config_options(preset_choices: list[str] | None = None) -> Callable[[F], F]:
     return deco
 
 
-def resolve(cls: type, preset: str | None, config_file: str | None, overrides: tuple[str, ...], **values: Any):
+def resolve(
+    cls: type, preset: str | None, config_file: str | None, overrides: tuple[str, ...], **values: Any
+):
     """Build the config from CLI layers; explicit CLI flags (``values``) win over the file."""
     from histosynth.config import build_config
 

@@ -12,7 +12,9 @@ import click
 @click.option("--mpp", default=0.5, show_default=True, help="Level-0 µm per pixel.")
 @click.option("--classes", "n_classes", default=4, show_default=True, help="Classes incl. background (2..5).")
 @click.option("--layout", type=click.Choice(["blobs", "blocks"]), default="blobs", show_default=True)
-@click.option("--compression", type=click.Choice(["jpeg", "deflate", "none"]), default="jpeg", show_default=True)
+@click.option(
+    "--compression", type=click.Choice(["jpeg", "deflate", "none"]), default="jpeg", show_default=True
+)
 @click.option("--seed", default=0, show_default=True)
 def command(out: str, size: str, levels: int, mpp: float, n_classes: int, layout: str, compression: str,
             seed: int) -> None:  # fmt: skip
@@ -25,7 +27,9 @@ def command(out: str, size: str, levels: int, mpp: float, n_classes: int, layout
         w, h = (int(v) for v in size.lower().split("x"))
     except ValueError:
         raise click.BadParameter(f"expected WIDTHxHEIGHT, got {size!r}", param_hint="--size") from None
-    slide = write_synthetic_slide(out, (w, h), levels, mpp, n_classes, layout, compression=compression, seed=seed)
+    slide = write_synthetic_slide(
+        out, (w, h), levels, mpp, n_classes, layout, compression=compression, seed=seed
+    )
     stem = Path(out).with_suffix("")
     if w * h <= 64e6:
         slide.save_label_png(f"{stem}.labels.png")

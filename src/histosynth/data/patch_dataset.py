@@ -138,7 +138,9 @@ class PatchDatasetWriter:
         counts = {"patches": int(len(df))}
         if len(df) and "split" in df:
             counts.update({f"split_{k}": int(v) for k, v in df["split"].value_counts().items()})
-        return write_manifest(self.folder, KIND, config, inputs, counts, classes=self.classes.to_json(), **extra)
+        return write_manifest(
+            self.folder, KIND, config, inputs, counts, classes=self.classes.to_json(), **extra
+        )
 
 
 def _safe_key(key: str) -> str:

@@ -69,7 +69,9 @@ class SyntheticSlide:
     width: int
     height: int
 
-    def label(self, x0: int = 0, y0: int = 0, width: int | None = None, height: int | None = None) -> np.ndarray:
+    def label(
+        self, x0: int = 0, y0: int = 0, width: int | None = None, height: int | None = None
+    ) -> np.ndarray:
         """The level-0 ground-truth labels of a region (out of bounds reads as background)."""
         width = self.width - x0 if width is None else width
         height = self.height - y0 if height is None else height
@@ -183,7 +185,9 @@ def _texture(cls: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     raise ValueError(f"no texture for class {cls}")
 
 
-def render_region(grid: np.ndarray, cell: int, x0: int, y0: int, width: int, height: int, step: float = 1.0) -> np.ndarray:
+def render_region(
+    grid: np.ndarray, cell: int, x0: int, y0: int, width: int, height: int, step: float = 1.0
+) -> np.ndarray:
     """RGB of a region: level-0 origin ``(x0, y0)``, ``width × height`` output pixels of
     ``step`` level-0 pixels each (``step > 1`` renders lower pyramid levels by box averaging)."""
     k = max(1, int(round(step)))
