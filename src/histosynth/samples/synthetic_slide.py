@@ -242,40 +242,17 @@ def write_synthetic_slide(
     seed
         Layout seed.
     """
-    import tifffile
+    from histosynth.data.pyramid_tiff import write_pyramid_tiff
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     width, height = size
     grid = make_label_grid(-(-height // cell), -(-width // cell), n_classes, layout, seed)
-    comp = {"jpeg": ("jpeg", 90), "deflate": ("deflate", None), "none": (None, None)}[compression]
-    px_per_cm = 1e4 / mpp
 
-    def tiles(level: int, lw: int, lh: int):
-        ds = 2**level
-        for ty in range(0, lh, tile):
-            for tx in range(0, lw, tile):
-                yield render_region(grid, cell, tx * ds, ty * ds, tile, tile, step=ds)
+    def region(x0: int, y0: int, w: int, h: int, step: int) -> np.ndarray:
+        return render_region(grid, cell, x0, y0, w, h, step=step)
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tifffile.TiffWriter(tmp, bigtiff=width * height > 2**31) as tw:
-        for level in range(levels):
-            ds = 2**level
-            lw, lh = max(1, width // ds), max(1, height // ds)
-            tw.write(
-                tiles(level, lw, lh),
-                shape=(lh, lw, 3),
-                dtype=np.uint8,
-                tile=(tile, tile),
-                photometric="rgb",
-                compression=comp[0],
-                compressionargs={"level": comp[1]} if comp[0] == "jpeg" else None,
-                resolution=(px_per_cm / ds, px_per_cm / ds),
-                resolutionunit="CENTIMETER",
-                subfiletype=1 if level else 0,
-                description=f"histosynth synthetic slide; mpp={mpp}" if level == 0 else None,
-                metadata=None,
-            )
-    tmp.replace(path)
+    path = write_pyramid_tiff(
+        path, region, (width, height), mpp, levels=levels, tile=tile, compression=compression,
+        description=f"histosynth synthetic slide; mpp={mpp}",
+    )  # fmt: skip
     classes = ClassMap(SYNTHETIC_CLASSES.classes[:n_classes], source="synthetic")
     return SyntheticSlide(path, grid, cell, mpp, classes, width, height)

@@ -1,0 +1,77 @@
+"""Label maps to QuPath-compatible GeoJSON (one annotation feature per class).
+
+Polygons are exact pixel outlines: each class mask is the union of its row runs (rectangles),
+merged with shapely, so a round trip through a polygon rasteriser gives the same pixels.
+Coordinates are level-0 pixels (``scale`` maps label pixels to level-0 pixels).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from histosynth.data.classmap import ClassMap
+
+__all__ = ["label_to_geojson", "write_geojson"]
+
+
+def _mask_polygons(mask: np.ndarray):  # -> shapely geometry
+    from shapely.geometry import box
+    from shapely.ops import unary_union
+
+    rects = []
+    padded = np.pad(mask.astype(np.int8), ((0, 0), (1, 1)))
+    for r, row in enumerate(np.diff(padded, axis=1)):
+        starts, ends = np.flatnonzero(row == 1), np.flatnonzero(row == -1)
+        rects.extend(box(s, r, e, r + 1) for s, e in zip(starts, ends, strict=True))
+    return unary_union(rects)
+
+
+def label_to_geojson(
+    label: np.ndarray, classes: ClassMap, scale: float = 1.0, skip: tuple[int, ...] = (0,)
+) -> dict[str, Any]:
+    """A GeoJSON FeatureCollection with one (Multi)Polygon feature per present class.
+
+    Parameters
+    ----------
+    label
+        (H, W) class ids.
+    classes
+        Names and colours (QuPath reads ``classification.name`` and ``color``).
+    scale
+        Level-0 pixels per label pixel.
+    skip
+        Class ids not exported (background by default).
+    """
+    from shapely import affinity
+    from shapely.geometry import mapping
+
+    features = []
+    for c in classes.classes:
+        if c.id in skip or not (label == c.id).any():
+            continue
+        geom = _mask_polygons(label == c.id)
+        if scale != 1.0:
+            geom = affinity.scale(geom, xfact=scale, yfact=scale, origin=(0, 0))
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": mapping(geom),
+                "properties": {
+                    "objectType": "annotation",
+                    "classification": {"name": c.name, "color": list(c.color)},
+                },
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}
+
+
+def write_geojson(path: str | Path, label: np.ndarray, classes: ClassMap, scale: float = 1.0) -> Path:
+    """Write :func:`label_to_geojson` atomically."""
+    from histosynth.artifacts import atomic_write_text
+
+    atomic_write_text(path, json.dumps(label_to_geojson(label, classes, scale)))
+    return Path(path)
