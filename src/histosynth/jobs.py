@@ -7,9 +7,9 @@ bad item: the exception's message is recorded as the item's reason and the loop 
 
 ``work`` must write its own outputs atomically (see :mod:`histosynth.artifacts`), so an item
 that was interrupted midway leaves nothing that looks finished. Items may run in worker
-processes (``workers > 1``); the journal is written only by the calling process, and results
-are journalled in completion order but returned in input order, so outputs do not depend on
-the worker count.
+processes or on a Ray cluster (see :mod:`histosynth.distributed.executors`); the journal is
+written only by the calling process, and results are journalled in completion order but
+returned in input order, so outputs do not depend on the executor or the worker count.
 """
 
 from __future__ import annotations
@@ -19,14 +19,16 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from histosynth.progress import progress
 
-__all__ = ["ItemRecord", "Journal", "RunSummary", "run_items"]
+if TYPE_CHECKING:
+    from histosynth.distributed.executors import Executor
+
+__all__ = ["ItemRecord", "Journal", "RunSummary", "call_item", "run_items"]
 
 JOURNAL = "_journal.jsonl"
 
@@ -93,7 +95,8 @@ class Journal:
             os.fsync(fh.fileno())
 
 
-def _call(work: Callable[[str, Any], Any], key: str, item: Any) -> ItemRecord:
+def call_item(work: Callable[[str, Any], Any], key: str, item: Any) -> ItemRecord:
+    """Run one item, turning an exception into a failed record (the batch goes on)."""
     start = time.perf_counter()
     try:
         out = work(key, item)
@@ -112,6 +115,7 @@ def run_items(
     *,
     desc: str = "items",
     workers: int = 1,
+    executor: Executor | None = None,
     retry_failed: bool = True,
     show_progress: bool = True,
 ) -> RunSummary:
@@ -129,7 +133,10 @@ def run_items(
     desc
         Progress-bar label.
     workers
-        Worker processes; 1 runs in this process.
+        Worker processes of the default local executor; 1 runs in this process.
+    executor
+        Where items run (:mod:`histosynth.distributed.executors`: local processes or Ray);
+        overrides ``workers``. Results are identical whichever executor ran them.
     retry_failed
         Re-run items that failed in an earlier run (default) instead of keeping their failure.
 
@@ -168,44 +175,15 @@ def run_items(
         )
         bar.update(1)
 
+    from histosynth.distributed.executors import LocalExecutor
+
+    runner = executor if executor is not None else LocalExecutor(workers)
     try:
-        if workers <= 1 or len(todo) <= 1:
-            for key, item in todo:
-                finish(_call(work, key, item))
-        else:
-            _run_pool(todo, work, workers, finish)
+        if todo:
+            runner.run(todo, work, finish)
     finally:
         bar.close()
     order = {k: i for i, k in enumerate(keys)}
     summary.done.sort(key=order.__getitem__)
     summary.failed.sort(key=lambda r: order[r.key])
     return summary
-
-
-def _run_pool(
-    todo: list[tuple[str, Any]],
-    work: Callable[[str, Any], Any],
-    workers: int,
-    finish: Callable[[ItemRecord], None],
-) -> None:
-    # Bounded submission keeps memory flat for long item lists; on interrupt, pending
-    # futures are cancelled and running ones finish into nothing (their outputs are atomic).
-    pool = ProcessPoolExecutor(max_workers=workers)
-    pending: set[Future[ItemRecord]] = set()
-    it = iter(todo)
-    try:
-        while True:
-            while len(pending) < 2 * workers:
-                nxt = next(it, None)
-                if nxt is None:
-                    break
-                pending.add(pool.submit(_call, work, *nxt))
-            if not pending:
-                break
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                finish(fut.result())
-    finally:
-        for fut in pending:
-            fut.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,54 @@
+"""Scenarios run inside the loopback-only Ray cluster (see ray_cluster.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from histosynth.jobs import run_items
+from histosynth.seeding import numpy_rng
+
+
+def work(key, item):
+    time.sleep(0.2)  # long enough that both nodes get tasks
+    return {"value": float(numpy_rng(0, key).standard_normal()), "pid": os.getpid()}
+
+
+def die_once(key, item):
+    """Kills its own worker the first time it runs item 'k3' (a lost node, an OOM kill)."""
+    if key == "k3" and not os.path.exists(item["marker"]):
+        Path(item["marker"]).touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return work(key, item)
+
+
+def executor_scenario(address: str, workdir: Path) -> dict:
+    import ray
+
+    from histosynth.distributed.executors import RayExecutor
+
+    items = [(f"k{i}", i) for i in range(10)]
+    local = run_items(items, work, workdir / "local")
+    ex = RayExecutor(address=address, max_retries=0)
+    try:
+        nodes = [(n["NodeManagerAddress"], n["Alive"]) for n in ray.nodes()]
+        remote = run_items(items, work, workdir / "ray", executor=ex)
+        marker = str(workdir / "died")
+        killing = [(k, {"marker": marker}) for k, _ in items]
+        first = run_items(killing, die_once, workdir / "resume", executor=ex)
+        second = run_items(killing, die_once, workdir / "resume", executor=ex)
+    finally:
+        ex.close()
+    val = lambda s: {k: v["value"] for k, v in s.outputs().items()}  # noqa: E731
+    return {
+        "nodes": nodes,
+        "cpus": 2,
+        "same": val(remote) == val(local),
+        "pids": len({v["pid"] for v in remote.outputs().values()}),
+        "first_failed": [(r.key, r.error) for r in first.failed],
+        "second_done": second.done,
+        "second_skipped": len(second.skipped),
+        "resumed_same": val(second) == val(local),
+    }
