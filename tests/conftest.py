@@ -25,3 +25,33 @@ def cmu_slide():
     from histosynth.samples import cmu_small_region
 
     return cmu_small_region()
+
+
+def write_tiny_dataset(folder, n: int = 12, size: int = 64, seed: int = 0, splits=("train", "val", "test")):
+    """A patch dataset cut from synthetic tissue with known labels (cell 16 px, 4 classes)."""
+    import numpy as np
+
+    from histosynth.data.patch_dataset import PatchDatasetWriter
+    from histosynth.samples import SYNTHETIC_CLASSES, make_label_grid, render_region
+
+    classes = type(SYNTHETIC_CLASSES)(SYNTHETIC_CLASSES.classes[:4], "synthetic")
+    writer = PatchDatasetWriter(folder, classes)
+    rng = np.random.default_rng(seed)
+    rows = []
+    grid = make_label_grid(64, 64, 4, layout="blobs", seed=seed)
+    for i in range(n):
+        x0, y0 = (int(v) for v in rng.integers(0, 64 * 16 - size, 2))
+        img = render_region(grid, 16, x0, y0, size, size)
+        lab = np.repeat(np.repeat(grid, 16, 0), 16, 1)[y0 : y0 + size, x0 : x0 + size]
+        row = writer.write_patch(f"p{i:03d}", img, lab)
+        row.update(split=splits[i % len(splits)], slide=f"s{i % 2}", x0=x0, y0=y0, size0=size, mpp=0.5)
+        rows.append(row)
+    writer.write_shard("all", rows)
+    writer.finalize(["all"], {"tiny": True, "seed": seed, "n": n})
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """12 synthetic 64 px patches (4 classes), splits train/val/test round-robin."""
+    return write_tiny_dataset(tmp_path_factory.mktemp("tiny") / "ds")
