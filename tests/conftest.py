@@ -55,3 +55,25 @@ def write_tiny_dataset(folder, n: int = 12, size: int = 64, seed: int = 0, split
 def tiny_dataset(tmp_path_factory):
     """12 synthetic 64 px patches (4 classes), splits train/val/test round-robin."""
     return write_tiny_dataset(tmp_path_factory.mktemp("tiny") / "ds")
+
+
+TINY_TRAIN = ["run.steps=2", "model.backbone=test", "optim.batch_size=4", "run.sample_every=0",
+              "run.sample_steps=2", "run.grid_rows=2"]  # fmt: skip
+
+
+def train_tiny(dataset, out, conditioning: str = "map+crops-tokens", steps: int = 2):
+    """A real (very short) training run of the cpu-tiny preset with the `test` backbone."""
+    from histosynth.config import build_config
+    from histosynth.train.config import TrainConfig
+    from histosynth.train.loop import train
+
+    overrides = [*TINY_TRAIN, f"run.steps={steps}", f"model.conditioning={conditioning}"]
+    cfg = build_config(TrainConfig, preset="cpu-tiny", overrides=overrides)
+    train(cfg, dataset, out, show_progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_dataset, tmp_path_factory):
+    """A real 2-step training run on the tiny dataset (64 px, 4 classes)."""
+    return train_tiny(tiny_dataset, tmp_path_factory.mktemp("ckpt") / "run")

@@ -38,6 +38,10 @@ class SlideReader(ABC):
     level_dimensions: list[tuple[int, int]]
     level_downsamples: list[float]
     mpp: float | None
+    #: Relative slack when matching a level's downsample to a wanted one. Pyramids store
+    #: downsamples such as 4.0005 (odd level sizes); 0.2 % of a 256 px patch is half a pixel,
+    #: so such a level still serves a 4× request without reading the 2× level.
+    level_tolerance: float = 2e-3
 
     @abstractmethod
     def _read(self, x0: int, y0: int, level: int, width: int, height: int) -> np.ndarray:
@@ -75,7 +79,7 @@ class SlideReader(ABC):
         """The coarsest level whose downsample is ≤ ``downsample`` (never finer than needed)."""
         best = 0
         for i, d in enumerate(self.level_downsamples):
-            if d <= downsample * (1 + 1e-6):
+            if d <= downsample * (1 + self.level_tolerance):
                 best = i
         return best
 

@@ -1,0 +1,420 @@
+"""Tiling benchmark: ``histosynth tile`` + ``dataset`` against the raw read limit and histolab.
+
+For each generated slide (pyramidal JPEG TIFF, sides 5k/10k/20k px by default) this measures,
+each in a fresh process so peak memory is its own:
+
+``pipeline``
+    ``histosynth tile`` then ``histosynth dataset`` (PANDA-style label mask, rule ``any`` so
+    every tissue tile becomes a patch), through the real CLI, with ``--workers``.
+``raw``
+    The same reader reading the same patch regions (``read_at_mpp``) in as many processes,
+    with no other work: the limit the pipeline is measured against.
+``encode``
+    PNG encoding of one image + map pair (the dataset format's fixed cost), one process.
+``histolab``
+    histolab's ``GridTiler`` (installed by this script in ``benchmarks/_work/venv-histolab``)
+    on the same slide, patch size, level and tissue threshold, one process (histolab has no
+    workers); compared with the pipeline run with one worker.
+
+Usage::
+
+    python benchmarks/bench_tiling.py                       # 5k, 10k, 20k; writes results JSON
+    python benchmarks/bench_tiling.py --sides 5000 --no-histolab
+
+Results go to ``benchmarks/results/tiling.json``; ``docs/tiling.md`` summarises them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "_work"
+SIZE, MPP, MIN_TISSUE = 256, 0.5, 0.5
+
+
+# ------------------------------------------------------------------------------ slides
+ATLAS = 1024  # side of the per-class texture tile, level-0 px
+
+
+def _write_pyramid(
+    path: Path, grid, cell: int, side: int, levels: int, mpp: float = 0.5, tile: int = 256
+) -> None:
+    """A pyramidal JPEG TIFF whose pixels follow ``grid`` (one class per ``cell``² block).
+
+    Texture comes from one pre-rendered ``ATLAS``² tile per class (the synthetic slide's
+    textures, repeated), so a 20k px slide is written in about a minute; each lower level uses
+    the atlas box-averaged by 2^level, so every level shows the same tissue.
+    """
+    import numpy as np
+    import tifffile
+
+    from histosynth.samples import render_region
+
+    classes = int(grid.max()) + 1
+    base = [render_region(np.full((1, 1), c, np.uint8), ATLAS, 0, 0, ATLAS, ATLAS) for c in range(classes)]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tifffile.TiffWriter(tmp, bigtiff=True) as tw:
+        for level in range(levels):
+            ds = 2**level
+            a = ATLAS // ds
+            atlas = np.stack(
+                [b.reshape(a, ds, a, ds, 3).mean(axis=(1, 3)).round().astype(np.uint8) for b in base]
+            )
+            lw = side // ds
+
+            def tiles(lw=lw, ds=ds, a=a, atlas=atlas):
+                for ty in range(0, lw, tile):
+                    for tx in range(0, lw, tile):
+                        ys, xs = ty + np.arange(tile), tx + np.arange(tile)
+                        rows = np.clip(ys * ds // cell, 0, grid.shape[0] - 1)
+                        cols = np.clip(xs * ds // cell, 0, grid.shape[1] - 1)
+                        lab = grid[np.ix_(rows, cols)]
+                        yield atlas[lab, (ys % a)[:, None], (xs % a)[None, :]]
+
+            px_per_cm = 1e4 / mpp / ds
+            tw.write(tiles(), shape=(lw, lw, 3), dtype=np.uint8, tile=(tile, tile), photometric="rgb",
+                     compression="jpeg", compressionargs={"level": 90}, resolution=(px_per_cm, px_per_cm),
+                     resolutionunit="CENTIMETER", subfiletype=1 if level else 0, metadata=None)  # fmt: skip
+    tmp.replace(path)
+
+
+def make_slide(side: int) -> dict[str, str]:
+    """A ``side × side`` synthetic pyramidal JPEG TIFF and its label mask (cached in _work)."""
+    import numpy as np
+    from PIL import Image
+
+    from histosynth.samples import SYNTHETIC_CLASSES, make_label_grid
+
+    folder = WORK / f"slide{side}"
+    path, ann = folder / f"s{side}.tif", folder / "ann"
+    mask, classes = ann / f"s{side}_mask.png", folder / "classes.json"
+    if not (path.is_file() and mask.is_file() and classes.is_file()):
+        levels = 1 + max(1, int(np.log2(side / 1250)))  # top level about 1.25k px, like a scanner's
+        t = time.perf_counter()
+        cell = 32
+        grid = make_label_grid(-(-side // cell), -(-side // cell), 4, "blobs", seed=side)
+        ann.mkdir(parents=True, exist_ok=True)
+        _write_pyramid(path, grid, cell, side, levels)
+        # The label grid itself is an aligned mask: one pixel per 32 × 32 level-0 cell.
+        Image.fromarray(grid).save(mask)
+        type(SYNTHETIC_CLASSES)(SYNTHETIC_CLASSES.classes[:4], "synthetic").save(classes)
+        print(f"generated {path.name} ({levels} levels) in {time.perf_counter() - t:.0f} s", flush=True)
+    return {"slide": str(path), "annotations": str(ann), "classes": str(classes)}
+
+
+# ------------------------------------------------------------------------ child runs
+def _tree_rss_bytes(root: int) -> int:
+    """Resident memory of a process and all its descendants, from /proc (Linux)."""
+    parent, rss = {}, {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        parent[int(d)], rss[int(d)] = int(fields[1]), int(fields[21]) * PAGE
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo += [c for c, p in parent.items() if p == pid]
+    return total
+
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def child_pipeline(spec: dict) -> dict:
+    from histosynth.cli.main import main
+
+    out = Path(spec["out"])
+    shutil.rmtree(out, ignore_errors=True)
+    os.environ["HISTOSYNTH_PROGRESS"] = "0"
+    times = {}
+    for stage, argv in [
+        (
+            "tile",
+            [
+                "tile",
+                spec["slide"],
+                "-o",
+                str(out / "tiles"),
+                "--size",
+                str(SIZE),
+                "--patch-mpp",
+                str(MPP),
+                "--min-tissue",
+                str(MIN_TISSUE),
+                "--workers",
+                str(spec["workers"]),
+            ],
+        ),
+        (
+            "dataset",
+            [
+                "dataset",
+                str(out / "tiles"),
+                "-o",
+                str(out / "ds"),
+                "--annotations",
+                spec["annotations"],
+                "--classes",
+                spec["classes"],
+                "--preset",
+                "all",
+                "--max-per-slide",
+                "0",
+                "--workers",
+                str(spec["workers"]),
+            ],
+        ),
+    ]:
+        t = time.perf_counter()
+        try:
+            main(argv)
+        except SystemExit as exc:
+            if exc.code not in (0, None):
+                raise RuntimeError(f"histosynth {stage} exited with {exc.code}") from None
+        times[stage] = time.perf_counter() - t
+    import pandas as pd
+
+    n = len(pd.read_parquet(out / "ds" / "index.parquet"))
+    total = times["tile"] + times["dataset"]
+    return {
+        "tile_s": round(times["tile"], 3),
+        "dataset_s": round(times["dataset"], 3),
+        "patches": n,
+        "patches_per_s": round(n / total, 2),
+    }
+
+
+def _read_chunk(path: str, rows: list[tuple[int, int]]) -> int:
+    from histosynth.wsi import open_slide
+
+    with open_slide(path) as s:
+        for x0, y0 in rows:
+            s.read_at_mpp(x0, y0, SIZE, MPP)
+    return len(rows)
+
+
+def child_raw(spec: dict) -> dict:
+    from concurrent.futures import ProcessPoolExecutor
+
+    import pandas as pd
+
+    index = pd.read_parquet(Path(spec["out"]) / "ds" / "index.parquet")
+    rows = list(zip(index["x0"].tolist(), index["y0"].tolist(), strict=True))
+    chunk = 128  # the dataset stage's chunk size: same locality per process
+    parts = [rows[i : i + chunk] for i in range(0, len(rows), chunk)]
+    t = time.perf_counter()
+    if spec["workers"] <= 1:
+        n = sum(_read_chunk(spec["slide"], p) for p in parts)
+    else:
+        with ProcessPoolExecutor(spec["workers"]) as pool:
+            n = sum(pool.map(_read_chunk, [spec["slide"]] * len(parts), parts))
+    dt = time.perf_counter() - t
+    return {"seconds": round(dt, 3), "patches": n, "patches_per_s": round(n / dt, 2)}
+
+
+def child_encode(spec: dict) -> dict:
+    import numpy as np
+    import pandas as pd
+
+    from histosynth.data.patch_dataset import encode_png
+    from histosynth.wsi import open_slide
+
+    index = pd.read_parquet(Path(spec["out"]) / "ds" / "index.parquet").head(200)
+    with open_slide(spec["slide"]) as s:
+        patches = [s.read_at_mpp(x, y, SIZE, MPP) for x, y in zip(index["x0"], index["y0"], strict=True)]
+    label = np.zeros((SIZE, SIZE), np.uint8)
+    label[:, SIZE // 3 :] = 2
+    t = time.perf_counter()
+    for p in patches:
+        encode_png(p)
+        encode_png(label)
+    return {"ms_per_patch": round((time.perf_counter() - t) / len(patches) * 1e3, 3), "n": len(patches)}
+
+
+HISTOLAB_SCRIPT = r"""
+import json, sys, time, shutil
+from pathlib import Path
+from histolab.slide import Slide
+from histolab.tiler import GridTiler
+from histolab.masks import TissueMask
+spec = json.loads(sys.argv[1])
+out = Path(spec["out"]); shutil.rmtree(out, ignore_errors=True); out.mkdir(parents=True)
+t = time.perf_counter()
+slide = Slide(spec["slide"], processed_path=str(out))
+tiler = GridTiler(tile_size=(spec["size"], spec["size"]), level=0, check_tissue=True,
+                  tissue_percent=spec["tissue_percent"], pixel_overlap=0, prefix="", suffix=".png")
+tiler.extract(slide, extraction_mask=TissueMask())
+dt = time.perf_counter() - t
+n = len(list(out.rglob("*.png")))
+print(json.dumps({"seconds": round(dt, 3), "patches": n, "patches_per_s": round(n / dt, 2)}))
+"""
+
+
+# histolab 0.7.0 pins scikit-image<0.19.4 and openslide-python 1.3.1, which have no wheels for
+# Python 3.11 (source builds, and a system OpenSlide). Its code runs on the newest wheels that
+# keep NumPy 1.x, so the venv gets those and histolab itself without its pins.
+HISTOLAB_DEPS = [
+    "numpy<2",
+    "scikit-image<0.25",
+    "scipy<1.14",
+    "pillow<11",
+    "openslide-python>=1.4",
+    "openslide-bin",
+    "certifi",
+]
+
+
+def histolab_python() -> Path:
+    """The histolab venv's python, created on first use (all from PyPI, wheels only)."""
+    venv = WORK / "venv-histolab"
+    py = venv / "bin" / "python"
+    if (
+        not py.is_file()
+        or subprocess.run([py, "-c", "import histolab, openslide"], capture_output=True).returncode
+    ):
+        subprocess.run([sys.executable, "-m", "venv", "--clear", venv], check=True)
+        subprocess.run([py, "-m", "pip", "install", "-q", "--only-binary=:all:", *HISTOLAB_DEPS], check=True)
+        subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "histolab==0.7.0"], check=True)
+    return py
+
+
+def histolab_version(py: Path) -> str:
+    out = subprocess.run(
+        [py, "-c", "import importlib.metadata as m; print(m.version('histolab'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def run_child(kind: str, spec: dict) -> dict:
+    """Run one measurement in a fresh process; adds the peak memory of its whole process tree.
+
+    Peak memory is sampled from /proc every 20 ms (main process plus its worker processes),
+    because ``ru_maxrss`` of a child would include the high-water mark it inherits from us.
+    """
+    if kind == "histolab":
+        cmd = [str(histolab_python()), "-c", HISTOLAB_SCRIPT, json.dumps(spec)]
+    else:
+        cmd = [sys.executable, __file__, "--child", kind, json.dumps(spec)]
+    env = {**os.environ, "HISTOSYNTH_PROGRESS": "0"}
+    # Files, not pipes: a chatty child must never block on a full pipe while we poll it.
+    with tempfile.TemporaryFile("w+") as fout, tempfile.TemporaryFile("w+") as ferr:
+        proc = subprocess.Popen(cmd, stdout=fout, stderr=ferr, text=True, env=env)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, _tree_rss_bytes(proc.pid))
+            time.sleep(0.02)
+        fout.seek(0), ferr.seek(0)
+        out, err = fout.read(), ferr.read()
+    if proc.returncode:
+        raise RuntimeError(f"{kind} run failed:\n{err[-3000:]}")
+    return {**json.loads(out.strip().splitlines()[-1]), "peak_rss_mb": round(peak / 2**20, 1)}
+
+
+# -------------------------------------------------------------------------------- main
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sides", type=int, nargs="+", default=[5000, 10000, 20000])
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--no-histolab", action="store_true")
+    ap.add_argument(
+        "--histolab-side", type=int, default=None, help="Slide side for histolab (default: largest)"
+    )
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "tiling.json")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("spec", nargs="?", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        fn = {"pipeline": child_pipeline, "raw": child_raw, "encode": child_encode}[args.child]
+        print(json.dumps(fn(json.loads(args.spec))))
+        return
+
+    import histosynth
+
+    result: dict = {
+        "benchmark": "tiling",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_avg_at_start": os.getloadavg(),
+        },
+        "histosynth": histosynth.__version__,
+        "settings": {
+            "patch_size": SIZE,
+            "mpp": MPP,
+            "min_tissue": MIN_TISSUE,
+            "workers": args.workers,
+            "labels": "label mask (PANDA style), rule 'any', no per-slide cap",
+            "reader": "auto (OpenSlide)",
+        },
+        "runs": [],
+    }
+    for side in args.sides:
+        files = make_slide(side)
+        spec = {**files, "out": str(WORK / f"run{side}"), "workers": args.workers}
+        pipe = run_child("pipeline", spec)
+        raw = run_child("raw", spec)
+        run = {
+            "side": side,
+            "pipeline": pipe,
+            "raw": raw,
+            "ratio_to_raw": round(pipe["patches_per_s"] / raw["patches_per_s"], 3),
+        }
+        if side == min(args.sides):
+            run["encode"] = run_child("encode", spec)
+            one = {**spec, "workers": 1}
+            run["pipeline_1_worker"] = run_child("pipeline", one)
+            run["raw_1_worker"] = run_child("raw", one)
+            run["ratio_to_raw_1_worker"] = round(
+                run["pipeline_1_worker"]["patches_per_s"] / run["raw_1_worker"]["patches_per_s"], 3
+            )
+        print(json.dumps(run), flush=True)
+        result["runs"].append(run)
+    if not args.no_histolab:
+        side = args.histolab_side or max(args.sides)
+        files = make_slide(side)
+        py = histolab_python()
+        hl = run_child(
+            "histolab",
+            {
+                "slide": files["slide"],
+                "out": str(WORK / f"histolab{side}"),
+                "size": SIZE,
+                "tissue_percent": MIN_TISSUE * 100,
+            },
+        )
+        ours = run_child("pipeline", {**files, "out": str(WORK / f"run{side}-1w"), "workers": 1})
+        result["histolab"] = {
+            "version": histolab_version(py),
+            "side": side,
+            "histolab": hl,
+            "histosynth_1_worker": ours,
+            "speedup": round(ours["patches_per_s"] / hl["patches_per_s"], 2),
+        }
+        print(json.dumps(result["histolab"]), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""``histosynth tile``: slides → tiles table (level-0 coords, mpp, tissue, split) + QC pictures."""
+
+from __future__ import annotations
+
+import click
+
+from histosynth.cli.options import config_options
+
+
+def _tile_presets() -> list[str]:
+    from histosynth.config import preset_names
+    from histosynth.wsi.tiling import TileConfig
+
+    return preset_names(TileConfig)
+
+
+@click.command("tile")
+@click.argument("slides", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder (resumed).")
+@click.option("--patch-mpp", type=float, default=None, help="Target resolution of the patches, µm/px [0.5].")
+@click.option("--size", type=int, default=None, help="Patch side in pixels at the target resolution [256].")
+@click.option("--overlap", type=int, default=None, help="Overlap of neighbouring patches in pixels [0].")
+@click.option(
+    "--min-tissue", type=float, default=None, help="Keep patches with at least this tissue fraction [0.5]."
+)
+@click.option(
+    "--mpp",
+    type=float,
+    default=None,
+    help="Level-0 µm/px of the slides, for files without it (plain images); overrides metadata.",
+)
+@click.option("--reader", default=None, help="Slide reader: auto, openslide, tiffslide or image [auto].")
+@click.option(
+    "--annotations",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Folder of per-slide annotations (<slide>.xml/.geojson/.json or label mask .tif/.png): "
+    "adds class fractions and colours the QC grid.",
+)
+@click.option(
+    "--classes",
+    default=None,
+    help="classes.json (with optional aliases/fill) or a preset: camelyon16, panda-radboud, panda-karolinska.",
+)
+@click.option(
+    "--split-file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="CSV slide,split or JSON {slide: split} overriding the seeded split.",
+)
+@click.option("--seed", type=int, default=None, help="Seed of the slide split [0].")
+@click.option("--workers", type=int, default=1, show_default=True, help="Slides tiled in parallel.")
+@click.option("--overwrite", is_flag=True, help="Replace an output folder that holds another artefact.")
+@config_options(preset_choices=_tile_presets())
+def command(
+    slides,
+    out,
+    patch_mpp,
+    size,
+    overlap,
+    min_tissue,
+    mpp,
+    reader,
+    annotations,
+    classes,
+    split_file,
+    seed,
+    workers,
+    overwrite,
+    preset=None,
+    config_file=None,
+    overrides=(),
+) -> None:
+    """Tile SLIDES (files or folders) into OUT/tiles.parquet with QC pictures in OUT/qc/.
+
+    Tissue is found on a thumbnail; patches of --size px at --patch-mpp whose tissue fraction
+    reaches --min-tissue are kept, with level-0 coordinates. Slides are split into
+    train/val/test by slide. A slide that cannot be read or has no tissue is reported and
+    skipped; the command then exits with status 1.
+    """
+    from histosynth.cli.options import resolve
+    from histosynth.wsi.tile_stage import find_slides, run_tile_stage
+    from histosynth.wsi.tiling import TileConfig
+
+    values = dict(
+        mpp=patch_mpp,
+        size=size,
+        overlap=overlap,
+        min_tissue=min_tissue,
+        slide_mpp=mpp,
+        reader=reader,
+        seed=seed,
+        split={"file": split_file} if split_file else None,
+    )
+    config = resolve(TileConfig, preset, config_file, overrides, **values)
+    scheme = None
+    if classes is not None:
+        from histosynth.wsi.schemes import load_scheme
+
+        scheme = load_scheme(classes)
+    found = find_slides(slides)
+    summary, manifest = run_tile_stage(
+        found, out, config, annotations, scheme, workers=workers, overwrite=overwrite
+    )
+    click.echo(summary.describe("slides"))
+    click.echo(f"{manifest['counts']['tiles']} tiles from {manifest['counts']['done']} slides in {out}")
+    if not summary.ok:
+        raise SystemExit(1)

@@ -1,0 +1,74 @@
+"""``histosynth train``: train the map + crop conditioned diffusion model on a patch dataset."""
+
+from __future__ import annotations
+
+import click
+
+from histosynth.cli.options import config_options
+
+# Kept in step with histosynth.train.config / diffusion.backbones (a test checks it) so that
+# `histosynth --help` imports neither torch nor diffusers.
+PRESETS = ["cpu-tiny", "cpu-small", "paper", "large"]
+BACKBONES = ["test", *PRESETS]
+CONDITIONINGS = ["map", "map+crops-spatial", "map+crops-tokens"]
+
+
+@click.command("train")
+@click.argument("dataset", type=click.Path(file_okay=False, exists=True))
+@click.argument("out", type=click.Path(file_okay=False))
+@config_options(PRESETS)
+@click.option(
+    "--backbone", type=click.Choice(BACKBONES), default=None, help="UNet preset (default: the preset's)."
+)
+@click.option(
+    "--conditioning",
+    type=click.Choice(CONDITIONINGS),
+    default=None,
+    help="Conditioning variant (the paper's ablation: map, map+crops-spatial; ours: map+crops-tokens).",
+)
+@click.option(
+    "--codec",
+    default=None,
+    help="identity, identity-p2, identity-p4, or a codec folder (train-codec output, a diffusers AutoencoderKL).",
+)
+@click.option("--steps", type=int, default=None, help="Optimiser steps in all (re-run with more to extend).")
+@click.option("--batch-size", type=int, default=None, help="Global batch size.")
+@click.option("--lr", type=float, default=None, help="Peak learning rate.")
+@click.option("--seed", type=int, default=None, help="Run seed (data order, noise, crops, init).")
+@click.option("--mixed-precision", type=click.Choice(["auto", "no", "fp16", "bf16"]), default=None)
+@click.option("--max-minutes", type=float, default=None, help="Stop with a checkpoint after this much time.")
+@click.option("--workers", type=int, default=None, help="DataLoader worker processes.")
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--overwrite", is_flag=True, help="Start afresh when OUT holds another run.")
+def command(dataset: str, out: str, preset: str | None, config_file: str | None, overrides: tuple[str, ...],
+            backbone: str | None, conditioning: str | None, codec: str | None, steps: int | None,
+            batch_size: int | None, lr: float | None, seed: int | None, mixed_precision: str | None,
+            max_minutes: float | None, workers: int | None, threads: int | None, overwrite: bool) -> None:  # fmt: skip
+    """Train on DATASET (a patch dataset folder) into OUT; re-running the same command resumes.
+
+    Several GPUs: `accelerate launch -m histosynth train ...`. OUT/model is the final pipeline
+    (HistoSynthPipeline.from_pretrained), OUT/samples the sample grids, OUT/stats.jsonl the log.
+    """
+    from histosynth.cli.options import resolve
+    from histosynth.train.config import TrainConfig
+    from histosynth.train.loop import train
+
+    values = {
+        "model": _given(backbone=backbone, conditioning=conditioning, codec=codec),
+        "optim": _given(batch_size=batch_size, lr=lr),
+        "run": _given(steps=steps, seed=seed, mixed_precision=mixed_precision, max_minutes=max_minutes,
+                      threads=threads),
+        "data": _given(workers=workers),
+    }  # fmt: skip
+    cfg = resolve(
+        TrainConfig, preset or "cpu-tiny", config_file, overrides, **{k: v for k, v in values.items() if v}
+    )
+    res = train(cfg, dataset, out, overwrite=overwrite)
+    if res.finished:
+        click.echo(f"done: {res.step} steps; the model is {res.folder / 'model'}")
+    else:
+        click.echo(f"stopped at step {res.step} of {cfg.run.steps}; re-run the same command to continue")
+
+
+def _given(**values: object) -> dict[str, object]:
+    return {k: v for k, v in values.items() if v is not None}

@@ -1,0 +1,417 @@
+"""The ``dataset`` stage: tiles + label sources → a patch dataset of heterogeneous patches.
+
+Two resumable passes, both through :func:`histosynth.jobs.run_items`:
+
+1. *plan*, per slide: rasterise every tissue tile's map at the target mpp (labels only, no
+   pixels read), measure its class composition and choose the patches to keep
+   (:func:`~histosynth.data.composition.select_patches`); the choice goes to
+   ``_plan/<slide>.parquet`` and the slide's QC picture to ``qc/<slide>.png``.
+2. *extract*, per chunk of planned patches (so one large slide still uses every worker):
+   read each kept patch at the target mpp, rasterise its map, write both with
+   :class:`~histosynth.data.patch_dataset.PatchDatasetWriter` and the rows as a shard.
+
+When a fill class is set, tissue that no annotation covers takes that class: in the plan it
+comes from the thumbnail tissue mask, in the written map from the patch's own pixels (the
+slide's saturation threshold), so map borders follow the tissue at full resolution.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from histosynth.artifacts import atomic_write_bytes, prepare_output
+from histosynth.config import ConfigError, config_to_dict, register_presets
+from histosynth.data.classmap import ClassMap
+from histosynth.data.composition import SamplingConfig, composition, select_patches
+from histosynth.data.patch_dataset import PatchDatasetWriter
+from histosynth.jobs import RunSummary, run_items
+from histosynth.seeding import numpy_rng
+
+__all__ = ["DatasetConfig", "build_dataset"]
+
+SourceLike = Any  # a LabelSource, or a zero-argument callable returning one (loaded per slide)
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """The ``dataset`` stage's settings.
+
+    Attributes
+    ----------
+    sampling
+        The keep rule, caps and balancing.
+    fill
+        Class name for tissue that no label covers (``None``: it stays class 0).
+    seed
+        Seeds each slide's patch selection.
+    chunk
+        Patches per extraction work item (resume granularity, load balance).
+    """
+
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    fill: str | None = None
+    seed: int = 0
+    chunk: int = 128
+
+    def __post_init__(self) -> None:
+        if self.chunk < 1:
+            raise ValueError(f"chunk must be at least 1, got {self.chunk}")
+
+
+register_presets(
+    DatasetConfig,
+    {
+        "paper": {},
+        "balanced": {"sampling": {"balance": True}},
+        "with-homogeneous": {"sampling": {"homogeneous_share": 0.2}},
+        "all": {"sampling": {"rule": "any"}},
+    },
+)
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
+
+
+_SOURCE_CACHE: dict[str, Any] = {}
+
+
+def _source(key: str, source: SourceLike) -> Any:
+    """Resolve a lazy source once per process (extraction chunks of a slide share it).
+
+    ``key`` names the artefact and the slide, so a later build in the same process (other
+    annotations for a slide of the same name) never sees a stale source.
+    """
+    if hasattr(source, "label_region"):
+        return source
+    if key not in _SOURCE_CACHE:
+        _SOURCE_CACHE.clear()  # one slide at a time per worker: keep memory flat
+        _SOURCE_CACHE[key] = source()
+    return _SOURCE_CACHE[key]
+
+
+def _parquet(path: Path, rows: Mapping[str, Any]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(pa.table(dict(rows)), buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+# ----------------------------------------------------------------------------------- plan
+def _plan_slide(
+    slide: str,
+    item: dict[str, Any],
+    *,
+    folder: str,
+    config_id: str,
+    tiles_dir: str,
+    source: SourceLike,
+    n_classes: int,
+    fill_id: int | None,
+    config: DatasetConfig,
+    colors: np.ndarray,
+) -> dict[str, Any]:
+    from histosynth.wsi.qc import qc_picture
+    from histosynth.wsi.tiling import load_tissue_mask, save_png
+
+    src = _source(f"{folder}:{config_id}:{slide}", source)
+    tissue = load_tissue_mask(tiles_dir, slide, item["info"])
+    x0, y0 = np.asarray(item["x0"]), np.asarray(item["y0"])
+    size0, size = float(item["size0"]), int(item["size"])
+    counts = np.zeros((len(x0), n_classes), np.int64)
+    for i in range(len(x0)):
+        label = src.label_region(int(x0[i]), int(y0[i]), size0, size)
+        if fill_id is not None:
+            label[(label == 0) & tissue.region(int(x0[i]), int(y0[i]), size0, size)] = fill_id
+        counts[i] = np.bincount(label.ravel(), minlength=n_classes)[:n_classes]
+    sel = select_patches(
+        counts, np.asarray(item["tissue"]), config.sampling, numpy_rng(config.seed, "select", slide)
+    )
+    k = sel.index
+    _parquet(
+        Path(folder) / "_plan" / f"{_safe(slide)}.parquet",
+        {
+            "x0": x0[k],
+            "y0": y0[k],
+            "tissue": np.asarray(item["tissue"])[k],
+            "homogeneous": sel.homogeneous,
+            "bin": sel.bin,
+        },
+    )
+    comp = composition(counts[k])
+    dominant = colors[comp[:, 1:].argmax(1) + 1] if len(k) else np.zeros((0, 3), np.uint8)
+    save_png(Path(folder) / "qc" / f"{_safe(slide)}.png", qc_picture(tissue, x0[k], y0[k], size0, dominant))
+    het = int((~sel.homogeneous).sum())
+    return {"candidates": len(x0), "kept": len(k), "heterogeneous": het, "homogeneous": len(k) - het}
+
+
+# -------------------------------------------------------------------------------- extract
+def _extract_chunk(
+    key: str,
+    item: dict[str, Any],
+    *,
+    folder: str,
+    config_id: str,
+    classes: ClassMap,
+    source: SourceLike,
+    fill_id: int | None,
+    max_brightness: float,
+) -> int:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from histosynth.wsi.readers import open_slide
+    from histosynth.wsi.tissue import tissue_mask
+
+    slide = item["slide"]
+    src = _source(f"{folder}:{config_id}:{slide}", source)
+    writer = PatchDatasetWriter(folder, classes)
+    n = max(classes.ids) + 1
+    size0, size, mpp = float(item["size0"]), int(item["size"]), float(item["mpp"])
+    pending: list[tuple[Future, dict[str, Any]]] = []
+    # PNG encoding and the fsync of each atomic write release the GIL: two writer threads
+    # overlap them with reading the next patch. At most a few patches wait, so memory is flat.
+    with (
+        ThreadPoolExecutor(2) as pool,
+        open_slide(item["path"], mpp=item["slide_mpp"], reader=item["reader"]) as rd,
+    ):
+        for x0, y0, tissue, hom, bin_ in zip(
+            item["x0"], item["y0"], item["tissue"], item["homogeneous"], item["bin"], strict=True
+        ):
+            image = rd.read_at_mpp(x0, y0, size, mpp)
+            label = src.label_region(x0, y0, size0, size)
+            if fill_id is not None:
+                tissue_px = tissue_mask(image, item["threshold"], max_brightness, item["window"])
+                label[(label == 0) & tissue_px] = fill_id
+            comp = composition(np.bincount(label.ravel(), minlength=n)[:n])
+            extra = dict(
+                split=item["split"],
+                slide=slide,
+                x0=x0,
+                y0=y0,
+                size0=size0,
+                mpp=mpp,
+                tissue=tissue,
+                composition=comp.tolist(),
+                homogeneous=hom,
+                bin=bin_,
+            )
+            pending.append(
+                (pool.submit(writer.write_patch, _safe(f"{slide}_{x0}_{y0}"), image, label), extra)
+            )
+            if sum(not f.done() for f, _ in pending) > 4:
+                pending[-5][0].result()
+        rows = [{**fut.result(), **extra} for fut, extra in pending]
+    return writer.write_shard(key, rows)
+
+
+# ---------------------------------------------------------------------------------- stage
+def build_dataset(
+    tiles_dir: str | Path,
+    out_dir: str | Path,
+    sources: Mapping[str, SourceLike],
+    classes: ClassMap,
+    config: DatasetConfig = DatasetConfig(),
+    *,
+    labels_id: str = "labels",
+    workers: int = 1,
+    splits: Mapping[str, str] | None = None,
+    overwrite: bool = False,
+    show_progress: bool = True,
+) -> tuple[RunSummary, dict[str, Any]]:
+    """Build a patch dataset from a finished ``tile`` run and per-slide label sources.
+
+    Parameters
+    ----------
+    tiles_dir
+        Output of ``histosynth tile``.
+    out_dir
+        The dataset folder (resumed when it holds the same build).
+    sources
+        Slide name → :class:`~histosynth.wsi.labels.LabelSource`, or a zero-argument callable
+        returning one (called inside the slide's work item, so a malformed annotation fails
+        that slide only). Slides of the tiles table without a source are skipped and listed in
+        the manifest under ``unlabelled``.
+    classes
+        The class map of every source.
+    config
+        Sampling rule, fill class, seed.
+    labels_id
+        An identity of the labels (annotation folder, cluster artefact id) for the manifest.
+    workers
+        Worker processes (slides in the plan pass, chunks in the extract pass).
+    splits
+        Slide → split overriding the tiles table's.
+    overwrite
+        Replace a folder that holds another artefact.
+
+    Returns
+    -------
+    summary, manifest
+        The outcome per slide (failures carry the reason) and the manifest written.
+    """
+    from histosynth.wsi.tile_stage import read_tiles
+
+    tiles, tiles_manifest = read_tiles(tiles_dir)
+    info = tiles_manifest.get("slides", {})
+    fill_id = (
+        None if config.fill is None else classes.id_of(config.fill, where=f"{classes.source}: fill class")
+    )
+    cfg = {**config_to_dict(config), "classes": classes.to_json()}
+    groups = {s: g for s, g in tiles.groupby("slide", sort=False)}
+    slides = [s for s in groups if s in sources]
+    unlabelled = [s for s in groups if s not in sources]
+    if splits is not None:
+        missing = [s for s in slides if s not in splits]
+        if missing:
+            raise ConfigError(f"split file: no split given for slide {missing[0]!r} ({len(missing)} missing)")
+        cfg["splits"] = {s: splits[s] for s in slides}
+    out = prepare_output(
+        out_dir,
+        "patch-dataset",
+        cfg,
+        {"tiles": tiles_manifest["id"], "labels": labels_id},
+        overwrite=overwrite,
+    )
+    folder = str(out.folder)
+    if workers > 1 and not _picklable(sources):
+        workers = 1  # label sources that cannot cross processes are used in this process
+    lut = np.zeros((256, 3), np.uint8)
+    for c in classes.classes:
+        lut[c.id] = c.color
+    split_of = {s: (splits or {}).get(s, str(groups[s]["split"].iloc[0])) for s in slides}
+    plan_items = [(s, _plan_item(groups[s], info[s])) for s in slides]
+    plan_kw = dict(
+        folder=folder,
+        config_id=out.id,
+        tiles_dir=str(tiles_dir),
+        n_classes=max(classes.ids) + 1,
+        fill_id=fill_id,
+        config=config,
+        colors=lut,
+    )
+    work = functools.partial(_plan_in_worker, sources=sources, kwargs=plan_kw)
+    plan = run_items(
+        plan_items,
+        work,
+        out.folder / "_plan_journal.jsonl",
+        desc="plan",
+        workers=workers,
+        show_progress=show_progress,
+    )
+    planned = plan.outputs()
+    reader = tiles_manifest["config"].get("reader", "auto")
+    chunks = _chunks(
+        [s for s in slides if s in planned], folder, groups, info, split_of, config.chunk, reader
+    )
+    max_b = float(tiles_manifest["config"].get("tissue", {}).get("max_brightness", 245.0))
+    extract_kw = dict(folder=folder, config_id=out.id, classes=classes, fill_id=fill_id, max_brightness=max_b)
+    work = functools.partial(_extract_in_worker, sources=sources, kwargs=extract_kw)
+    extract = run_items(
+        chunks, work, out.folder, desc="extract", workers=workers, show_progress=show_progress
+    )
+    summary = _merge(plan, extract)
+    writer = PatchDatasetWriter(out.folder, classes)
+    manifest = writer.finalize(
+        [k for k, _ in chunks if k in extract.outputs()],
+        cfg,
+        {"tiles": tiles_manifest["id"], "labels": labels_id},
+        slides={s: planned[s] for s in slides if s in planned and s not in {r.key for r in summary.failed}},
+        failed=[{"slide": r.key, "reason": r.error} for r in summary.failed],
+        unlabelled=unlabelled,
+    )
+    return summary, manifest
+
+
+def _plan_in_worker(
+    key: str, item: dict[str, Any], *, sources: Mapping[str, SourceLike], kwargs: dict
+) -> Any:
+    return _plan_slide(key, item, source=sources[key], **kwargs)
+
+
+def _extract_in_worker(
+    key: str, item: dict[str, Any], *, sources: Mapping[str, SourceLike], kwargs: dict
+) -> Any:
+    return _extract_chunk(key, item, source=sources[item["slide"]], **kwargs)
+
+
+def _picklable(obj: Any) -> bool:
+    try:
+        pickle.dumps(obj)
+    except Exception:  # any pickling failure means: stay in this process
+        return False
+    return True
+
+
+def _plan_item(g: Any, info: Mapping[str, Any]) -> dict[str, Any]:
+    """The plan pass's input for one slide: its tiles and the tile stage's facts."""
+    return {
+        "x0": g["x0"].tolist(),
+        "y0": g["y0"].tolist(),
+        "tissue": g["tissue"].tolist(),
+        "size0": float(g["size0"].iloc[0]),
+        "size": int(g["size"].iloc[0]),
+        "info": info,
+    }
+
+
+def _chunks(
+    slides: list[str],
+    folder: str,
+    groups: Mapping[str, Any],
+    info: Mapping[str, Any],
+    split_of: Mapping[str, str],
+    chunk: int,
+    reader: str,
+) -> list[tuple[str, dict[str, Any]]]:
+    """Extraction work items: the planned patches of each slide, ``chunk`` at a time."""
+    import pyarrow.parquet as pq
+
+    out = []
+    for s in slides:
+        plan = pq.read_table(Path(folder) / "_plan" / f"{_safe(s)}.parquet").to_pydict()
+        g = groups[s]
+        mpp = float(g["mpp"].iloc[0])
+        base = {
+            "slide": s,
+            "path": str(g["slide_path"].iloc[0]),
+            "slide_mpp": float(g["slide_mpp"].iloc[0]),
+            "size0": float(g["size0"].iloc[0]),
+            "size": int(g["size"].iloc[0]),
+            "mpp": mpp,
+            "split": split_of[s],
+            "threshold": float(info[s]["threshold"]),
+            "reader": reader,
+            # the thumbnail pixel's footprint in patch pixels (see tissue_mask)
+            "window": max(1, round(info[s]["thumb_scale"] * info[s]["slide_mpp"] / mpp)),
+        }
+        for j, start in enumerate(range(0, len(plan["x0"]), chunk)):
+            part = {k: v[start : start + chunk] for k, v in plan.items()}
+            out.append((f"{s}#{j:05d}", {**base, **part}))
+    return out
+
+
+def _merge(plan: RunSummary, extract: RunSummary) -> RunSummary:
+    """Per-slide outcome: a slide failed when its plan or any of its chunks failed."""
+    from histosynth.jobs import ItemRecord
+
+    merged = RunSummary(done=list(plan.done), skipped=list(plan.skipped), failed=list(plan.failed))
+    seen = {r.key for r in merged.failed}
+    for r in extract.failed:
+        slide = r.key.rsplit("#", 1)[0]
+        if slide not in seen:
+            merged.failed.append(ItemRecord(slide, "failed", r.error))
+            seen.add(slide)
+    merged.done = [k for k in merged.done if k not in seen]
+    merged.skipped = [k for k in merged.skipped if k not in seen]
+    merged.records = {**plan.records}
+    return merged

@@ -1,0 +1,128 @@
+"""Train/val/test splits by slide: deterministic from the seed, or read from a user's file.
+
+Patches of one slide always share a split, so no slide leaks between training and testing.
+Slides are ordered by a hash of (seed, slide name) and cut by the split fractions, so the
+assignment depends only on the seed and the set of slide names, not on their order on disk.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from histosynth.config import ConfigError
+from histosynth.seeding import item_seed
+
+__all__ = ["SPLITS", "SplitConfig", "assign_splits", "read_split_file"]
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Split fractions (normalised to sum 1) and an optional file that overrides them.
+
+    Attributes
+    ----------
+    train, val, test
+        Shares of the slides in each split.
+    file
+        A CSV (``slide,split`` per line, header optional) or JSON (``{"slide": "split"}``)
+        file; when given, it decides every slide's split.
+    """
+
+    train: float = 0.7
+    val: float = 0.15
+    test: float = 0.15
+    file: Path | None = None
+
+    def __post_init__(self) -> None:
+        shares = (self.train, self.val, self.test)
+        if any(s < 0 for s in shares) or sum(shares) <= 0:
+            raise ValueError(f"split fractions must be non-negative and not all zero, got {shares}")
+
+
+def _counts(n: int, shares: tuple[float, ...]) -> list[int]:
+    total = sum(shares)
+    raw = [n * s / total for s in shares]
+    counts = [int(r) for r in raw]
+    for i in sorted(range(len(raw)), key=lambda i: (counts[i] - raw[i], i))[: n - sum(counts)]:
+        counts[i] += 1
+    # Every split that asks for slides gets at least one when there are enough to go round.
+    wanted = [i for i, s in enumerate(shares) if s > 0]
+    if n >= len(wanted):
+        for i in wanted:
+            if counts[i] == 0:
+                donor = max(range(len(counts)), key=lambda j: counts[j])
+                counts[donor] -= 1
+                counts[i] += 1
+    return counts
+
+
+def assign_splits(
+    slides: Iterable[str], config: SplitConfig = SplitConfig(), seed: int = 0
+) -> dict[str, str]:
+    """Slide name → ``"train"``, ``"val"`` or ``"test"``.
+
+    Raises
+    ------
+    ConfigError
+        When a split file is given but misses a slide or names an unknown split.
+    """
+    names = sorted(set(slides))
+    if config.file is not None:
+        given = read_split_file(config.file)
+        missing = [s for s in names if s not in given]
+        if missing:
+            raise ConfigError(
+                f"{config.file}: no split given for slide {missing[0]!r} ({len(missing)} missing)"
+            )
+        return {s: given[s] for s in names}
+    order = sorted(names, key=lambda s: item_seed(seed, "split", s))
+    counts = _counts(len(order), (config.train, config.val, config.test))
+    out: dict[str, str] = {}
+    start = 0
+    for split, k in zip(SPLITS, counts, strict=True):
+        out.update({s: split for s in order[start : start + k]})
+        start += k
+    return out
+
+
+def read_split_file(path: str | Path) -> dict[str, str]:
+    """Read a user's split file (CSV ``slide,split`` or JSON mapping).
+
+    Raises
+    ------
+    ConfigError
+        On a missing or malformed file, or a split other than train/val/test.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: split file not found") from None
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not valid JSON ({exc.msg})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a JSON object mapping slide names to splits")
+        pairs = [(str(k), str(v)) for k, v in data.items()]
+    else:
+        pairs = []
+        for i, row in enumerate(csv.reader(text.splitlines())):
+            if not row or row[0].startswith("#"):
+                continue
+            if len(row) < 2:
+                raise ConfigError(f"{path}: line {i + 1} needs two columns: slide,split")
+            if i == 0 and row[1].strip().lower() == "split":
+                continue  # header
+            pairs.append((row[0].strip(), row[1].strip()))
+    for slide, split in pairs:
+        if split not in SPLITS:
+            raise ConfigError(f"{path}: slide {slide!r} has split {split!r}; expected one of {list(SPLITS)}")
+    return dict(pairs)

@@ -1,0 +1,205 @@
+"""The crop bank: exemplar crops of real tissue per class, with provenance.
+
+Built once from a patch dataset (the training split by default), it is where the sampling
+stage and the studio pick "what each tissue looks like". Each crop is cut with the paper's
+rule (:func:`histosynth.data.crops.region_crop`: the largest square inside the class region,
+a sub-rectangle of a large one) and stored as a PNG with its source slide, patch and box.
+
+::
+
+    <folder>/crops/<crop id>.png
+    <folder>/index.parquet   crop_id, class_id, class_name, slide, patch, x, y, w, h, r, g, b
+    <folder>/classes.json
+    <folder>/manifest.json   kind "crop-bank", input: the patch dataset id
+
+Picking strategies: ``random`` (any crop of the class), ``same-slide`` (crops from one slide,
+falling back to any), and ``nearest-colour`` (closest mean RGB to a target colour).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from histosynth.artifacts import atomic_write_bytes, prepare_output, read_manifest, write_manifest
+from histosynth.data.classmap import ClassMap
+from histosynth.data.crops import Crop, region_crop
+from histosynth.data.patch_dataset import PatchDataset, decode_png, encode_png
+from histosynth.jobs import run_items
+from histosynth.seeding import numpy_rng
+
+__all__ = ["KIND", "PICK_STRATEGIES", "CropBank", "CropBankConfig", "build_crop_bank"]
+
+KIND = "crop-bank"
+PICK_STRATEGIES = ("random", "same-slide", "nearest-colour")
+
+
+@dataclass(frozen=True)
+class CropBankConfig:
+    """How crops are cut from a patch dataset.
+
+    Attributes
+    ----------
+    split
+        Dataset split to cut from (``"all"`` for every row).
+    per_patch
+        Crops per class per patch.
+    min_area_frac
+        Class regions under this fraction of the patch give no crop.
+    skip_classes
+        Class ids never banked (background by default).
+    seed
+        Run seed; each (patch, class, k) derives its own generator.
+    """
+
+    split: str = "train"
+    per_patch: int = 1
+    min_area_frac: float = 0.05
+    skip_classes: tuple[int, ...] = (0,)
+    seed: int = 0
+
+
+def _cut_patch(
+    key: str, row: dict[str, Any], folder: Path, dataset_dir: Path, cfg: CropBankConfig
+) -> list[dict]:
+    image = decode_png(dataset_dir / row["image"], "RGB")
+    label = decode_png(dataset_dir / row["map"], "L")
+    min_area = max(1, int(cfg.min_area_frac * label.size))
+    out = []
+    for cls in (int(c) for c in np.unique(label)):
+        if cls in cfg.skip_classes:
+            continue
+        for k in range(cfg.per_patch):
+            got = region_crop(image, label, cls, numpy_rng(cfg.seed, key, cls, k), min_area)
+            if got is None:
+                continue
+            pixels, (y, x) = got
+            crop_id = f"{key}_c{cls}_{k}"
+            atomic_write_bytes(folder / "crops" / f"{crop_id}.png", encode_png(pixels))
+            r, g, b = (float(v) for v in pixels.reshape(-1, 3).mean(0))
+            out.append(dict(crop_id=crop_id, class_id=cls, slide=str(row["slide"]), patch=key,
+                            x=x, y=y, w=int(pixels.shape[1]), h=int(pixels.shape[0]), r=r, g=g, b=b))  # fmt: skip
+    return out
+
+
+def build_crop_bank(dataset_dir: str | Path, out_dir: str | Path, cfg: CropBankConfig = CropBankConfig(),
+                    overwrite: bool = False) -> CropBank:  # fmt: skip
+    """Cut a crop bank from a patch dataset (resumable per patch).
+
+    Parameters
+    ----------
+    dataset_dir
+        A finished patch dataset.
+    out_dir
+        The crop bank folder.
+    cfg
+        Cutting settings.
+    overwrite
+        Replace a crop bank of another configuration in ``out_dir``.
+    """
+    import dataclasses
+
+    import pandas as pd
+
+    ds = PatchDataset(dataset_dir, split=None if cfg.split == "all" else cfg.split)
+    config = dataclasses.asdict(cfg)
+    out = prepare_output(out_dir, KIND, config, {"dataset": ds.id}, overwrite=overwrite)
+    if not out.complete:
+        (out.folder / "crops").mkdir(parents=True, exist_ok=True)
+        items = [(str(r["id"]), r) for r in ds.index.to_dict("records")]
+        work = functools.partial(_cut_patch, folder=out.folder, dataset_dir=ds.folder, cfg=cfg)
+        summary = run_items(items, work, out.folder, desc="crop bank")
+        rows = [row for key, _ in items for row in summary.outputs().get(key, [])]
+        index = pd.DataFrame(
+            rows, columns=["crop_id", "class_id", "slide", "patch", "x", "y", "w", "h", "r", "g", "b"]
+        )
+        index["class_name"] = [ds.classes.names[ds.classes.ids.index(c)] for c in index["class_id"]]
+        buf = io.BytesIO()
+        index.to_parquet(buf, index=False)
+        atomic_write_bytes(out.folder / "index.parquet", buf.getvalue())
+        ds.classes.save(out.folder / "classes.json")
+        counts = {"crops": len(index), "failed": len(summary.failed)}
+        counts.update(
+            {f"class_{c}": int(n) for c, n in index["class_id"].value_counts().sort_index().items()}
+        )
+        mpp = float(ds.index["mpp"].median()) if len(ds.index) else float("nan")
+        write_manifest(
+            out.folder, KIND, config, {"dataset": ds.id}, counts, mpp=mpp, dataset_path=str(ds.folder)
+        )
+    return CropBank(out.folder)
+
+
+class CropBank:
+    """A finished crop bank: pick exemplar crops per class.
+
+    Parameters
+    ----------
+    folder
+        A folder written by :func:`build_crop_bank`.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        import pandas as pd
+
+        self.folder = Path(folder)
+        self.manifest = read_manifest(self.folder, KIND)
+        self.id = self.manifest["id"]
+        self.classes = ClassMap.from_json(self.folder / "classes.json")
+        self.index = pd.read_parquet(self.folder / "index.parquet")
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def mpp(self) -> float | None:
+        """Median resolution (µm/px) of the patches the crops were cut from, when known."""
+        mpp = self.manifest.get("mpp")
+        return float(mpp) if mpp is not None and np.isfinite(mpp) else None
+
+    def class_ids(self) -> list[int]:
+        """Classes that have at least one crop."""
+        return sorted(int(c) for c in self.index["class_id"].unique())
+
+    def load(self, crop_id: str) -> np.ndarray:
+        """RGB uint8 pixels of one crop."""
+        return decode_png(self.folder / "crops" / f"{crop_id}.png", "RGB")
+
+    def pick(self, class_id: int, n: int, rng: np.random.Generator, strategy: str = "random",
+             slide: str | None = None, colour: tuple[float, float, float] | None = None) -> list[Crop]:  # fmt: skip
+        """``n`` crops of ``class_id`` (with replacement when the bank has fewer).
+
+        Parameters
+        ----------
+        strategy
+            ``random``, ``same-slide`` (needs ``slide``; falls back to any slide) or
+            ``nearest-colour`` (needs ``colour``, mean RGB 0..255; the ``n`` nearest).
+        """
+        if strategy not in PICK_STRATEGIES:
+            raise ValueError(f"crop strategy must be one of {PICK_STRATEGIES}, got {strategy!r}")
+        rows = self.index[self.index["class_id"] == class_id]
+        if rows.empty:
+            return []
+        if strategy == "same-slide" and slide is not None and (rows["slide"] == slide).any():
+            rows = rows[rows["slide"] == slide]
+        if strategy == "nearest-colour" and colour is not None:
+            d = ((rows[["r", "g", "b"]].to_numpy() - np.asarray(colour)) ** 2).sum(1)
+            chosen = rows.iloc[np.argsort(d, kind="stable")[:n]]
+        else:
+            idx = rng.choice(len(rows), size=n, replace=len(rows) < n)
+            chosen = rows.iloc[idx]
+        return [
+            Crop(int(class_id), self.load(r.crop_id), None, self.provenance(r)) for r in chosen.itertuples()
+        ]
+
+    @staticmethod
+    def provenance(row: Any) -> str:
+        """JSON provenance of a crop row: crop id, slide, patch and box ``[x, y, w, h]``."""
+        import json
+
+        return json.dumps({"crop": row.crop_id, "slide": row.slide, "patch": row.patch,
+                           "box": [int(row.x), int(row.y), int(row.w), int(row.h)]})  # fmt: skip

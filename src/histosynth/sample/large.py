@@ -1,0 +1,223 @@
+"""Large images: synthesis beyond one patch, seam-free, written as a pyramidal slide.
+
+The latent canvas of the whole image is denoised by overlapping windows of the model's
+training size. At every step each window predicts ε for its part of the canvas, conditioned
+on its part of the map and on the exemplar crops of the classes it contains; predictions are
+blended with ramped weights and one scheduler step is taken on the whole canvas (MultiDiffusion,
+Bar-Tal et al. 2023; blending ε is the same as blending the stepped latents, because every
+sampler step here is linear in ε). Decoding is tiled the same way, into a memory-mapped
+canvas, so memory is bounded by the window for the networks and by the latent canvas (f² ×
+smaller than the image, per channel) for the state.
+
+Output folder::
+
+    image.tif        pyramidal tiled TIFF, JPEG, mpp of the training data (OpenSlide, QuPath)
+    labels.tif       the label map, aligned, lossless, same pyramid
+    regions.geojson  the label regions as QuPath annotations (level-0 coordinates)
+    classes.json
+    manifest.json    kind "large-image": config, seam score, crop provenance
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from histosynth.artifacts import prepare_output, write_manifest
+from histosynth.config import config_to_dict
+from histosynth.data.pyramid_tiff import array_region_fn, write_pyramid_tiff
+from histosynth.sample.windows import blend_weights, seam_score, window_origins
+from histosynth.seeding import item_seed, numpy_rng
+
+__all__ = ["KIND", "LargeConfig", "synthesize_large"]
+
+KIND = "large-image"
+
+
+@dataclass(frozen=True)
+class LargeConfig:
+    """Settings of large-image synthesis.
+
+    Attributes
+    ----------
+    width, height
+        Image size in pixels (multiples of the codec factor).
+    overlap
+        Window overlap as a fraction of the window.
+    maps, maps_dir, procedural_kind, fractions
+        The large map: a label PNG (``maps_dir`` is then the file) or a procedural layout.
+    window_batch
+        Windows evaluated together (memory ∝ this, not the image).
+    mpp
+        Resolution written into the TIFFs; 0 takes the crop bank's data mpp (else 0.5).
+    """
+
+    width: int = 1024
+    height: int = 1024
+    overlap: float = 0.25
+    maps: Literal["png", "procedural"] = "procedural"
+    maps_dir: str = ""
+    procedural_kind: Literal["noise", "voronoi"] = "noise"
+    fractions: tuple[float, ...] = ()
+    region_scale: float = 0.0
+    crops: Literal["random", "none"] = "random"
+    crops_per_class: int = 1
+    sampler: str = "dpm++"
+    steps: int = 20
+    guidance_map: float = 1.0
+    guidance_crops: float = 1.0
+    window_batch: int = 4
+    mpp: float = 0.0
+    seed: int = 0
+
+    @classmethod
+    def from_sample(cls, cfg: Any, size: tuple[int, int]) -> LargeConfig:
+        """The large-image settings implied by ``histosynth sample`` settings and ``--size``."""
+        maps = "png" if cfg.maps == "png" else "procedural"
+        crops = "none" if cfg.crops == "none" else "random"
+        return cls(width=size[0], height=size[1], maps=maps, maps_dir=cfg.maps_dir,
+                   procedural_kind=cfg.procedural_kind, fractions=cfg.fractions, crops=crops,
+                   crops_per_class=cfg.crops_per_class, sampler=cfg.sampler, steps=cfg.steps,
+                   guidance_map=cfg.guidance_map, guidance_crops=cfg.guidance_crops, seed=cfg.seed)  # fmt: skip
+
+
+def _large_map(cfg: LargeConfig, classes: Any, window: int) -> np.ndarray:
+    from histosynth.data.patch_dataset import decode_png
+    from histosynth.sample.maps import procedural_map
+
+    if cfg.maps == "png":
+        label = decode_png(cfg.maps_dir, "L")
+        if label.shape != (cfg.height, cfg.width):
+            raise ValueError(
+                f"{cfg.maps_dir}: map is {label.shape[::-1]}, asked for {cfg.width}x{cfg.height}"
+            )
+        classes.check_ids(np.unique(label), cfg.maps_dir)
+        return label
+    tissue = [c for c in classes.ids if c != 0] or classes.ids
+    fr = {i: f for i, f in enumerate(cfg.fractions) if f > 0} or {c: 1.0 / len(tissue) for c in tissue}
+    side = max(cfg.width, cfg.height)
+    scale = cfg.region_scale or window * 0.75  # regions about a window wide: each window mixes classes
+    full = procedural_map(side, fr, cfg.procedural_kind, scale=scale, rng=numpy_rng(cfg.seed, "large-map"))
+    return np.ascontiguousarray(full[: cfg.height, : cfg.width])
+
+
+def synthesize_large(
+    checkpoint: str | Path,
+    out: str | Path,
+    cfg: LargeConfig,
+    crop_bank: str | Path | None = None,
+    device: str = "cpu",
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Synthesise one large image with its label map; returns the manifest's key facts."""
+    import torch
+
+    from histosynth.data.geojson_export import write_geojson
+    from histosynth.sample.crop_bank import CropBank
+    from histosynth.sample.synthesis import Synthesizer
+    from histosynth.seeding import torch_generator
+
+    synth = Synthesizer.from_checkpoint(checkpoint, device=device)
+    pipe, den = synth.pipe, synth.pipe.denoiser
+    f, win = int(den.config.downsample), synth.image_size
+    if cfg.width % f or cfg.height % f or min(cfg.width, cfg.height) < win:
+        raise ValueError(f"size {cfg.width}x{cfg.height} must be multiples of {f} and at least {win} px")
+    bank = CropBank(crop_bank) if crop_bank and cfg.crops != "none" and synth.conditioning != "map" else None
+    config = config_to_dict(cfg)
+    inputs = {"model": synth.source, **({"crop_bank": bank.id} if bank is not None else {})}
+    claim = prepare_output(out, KIND, config, inputs, overwrite=overwrite)
+    folder = claim.folder
+    if claim.complete:
+        return json.loads((folder / "manifest.json").read_text())["result"]
+
+    label = _large_map(cfg, synth.classes, win)
+    rng = numpy_rng(cfg.seed, "large-crops")
+    present = [int(c) for c in np.unique(label)]
+    bank_crops = {c: bank.pick(c, cfg.crops_per_class, rng) for c in present} if bank is not None else {}
+
+    lw, ov = win // f, int(round(cfg.overlap * win / f))
+    H, W = cfg.height // f, cfg.width // f
+    windows = [(y, x) for y in window_origins(H, lw, ov) for x in window_origins(W, lw, ov)]
+    weight = torch.from_numpy(blend_weights(lw, ov)).to(device)
+    maps_t = torch.from_numpy(label.astype(np.int64))
+
+    # Conditions per window batch are fixed across steps: compute them once.
+    batches = [windows[i : i + cfg.window_batch] for i in range(0, len(windows), cfg.window_batch)]
+    prepared = []
+    for batch in batches:
+        wmaps = torch.stack([maps_t[y * f : (y + lw) * f, x * f : (x + lw) * f] for y, x in batch])
+        wcrops = [[c for cls in np.unique(m.numpy()) for c in bank_crops.get(int(cls), [])] for m in wmaps]
+        prepared.append(pipe.prepare_conditions(wmaps.to(device), wcrops if bank else None,
+                                                cfg.guidance_map, cfg.guidance_crops))  # fmt: skip
+
+    pipe.set_sampler(cfg.sampler)
+    gen = torch_generator(item_seed(cfg.seed, "large-noise"), device=device)
+    shape = (1, int(den.config.latent_channels), H, W)
+    latents = torch.randn(shape, generator=gen, device=device) * pipe.scheduler.init_noise_sigma
+    pipe.scheduler.set_timesteps(cfg.steps, device=device)
+    from histosynth.progress import progress
+
+    with torch.inference_mode():
+        for t in progress(pipe.scheduler.timesteps, desc="large image"):
+            x_in = pipe.scheduler.scale_model_input(latents, t)
+            acc = torch.zeros_like(latents)
+            wsum = torch.zeros((1, 1, H, W), device=device)
+            for batch, gc in zip(batches, prepared, strict=True):
+                xs = torch.cat([x_in[:, :, y : y + lw, x : x + lw] for y, x in batch])
+                eps = pipe.guided_eps(xs, t, gc, cfg.guidance_map, cfg.guidance_crops)
+                for (y, x), e in zip(batch, eps, strict=True):
+                    acc[0, :, y : y + lw, x : x + lw] += e * weight
+                    wsum[0, :, y : y + lw, x : x + lw] += weight
+            latents = pipe.scheduler.step(acc / wsum, t, latents).prev_sample
+
+        image = _decode_tiled(pipe, latents, windows, lw, ov, f, folder)
+    mpp = cfg.mpp or (bank.mpp if bank is not None and bank.mpp else 0.5)
+    write_pyramid_tiff(folder / "image.tif", array_region_fn(image), (cfg.width, cfg.height), mpp,
+                       description=f"histosynth synthetic image; mpp={mpp}")  # fmt: skip
+    write_pyramid_tiff(folder / "labels.tif", array_region_fn(label, labels=True), (cfg.width, cfg.height), mpp,
+                       channels=1, compression="deflate")  # fmt: skip
+    step = max(1, max(cfg.width, cfg.height) // 1024)  # GeoJSON outlines at ≤ 1024 px resolution
+    write_geojson(folder / "regions.geojson", label[::step, ::step], synth.classes, scale=float(step))
+    synth.classes.save(folder / "classes.json")
+    bx = sorted({x * f for _, x in windows} | {(x + lw) * f for _, x in windows})
+    by = sorted({y * f for y, _ in windows} | {(y + lw) * f for y, _ in windows})
+    result = {
+        "image": str(folder / "image.tif"),
+        "labels": str(folder / "labels.tif"),
+        "geojson": str(folder / "regions.geojson"),
+        "seam_score": seam_score(np.asarray(image), bx, by),
+        "windows": len(windows),
+        "mpp": mpp,
+        "crop_sources": {str(c): [k.source for k in v] for c, v in bank_crops.items()},
+    }
+    del image
+    (folder / "_canvas.f32").unlink(missing_ok=True)
+    (folder / "_canvas.u8").unlink(missing_ok=True)
+    write_manifest(folder, KIND, config, inputs, {"windows": len(windows)}, result=result)
+    return result
+
+
+def _decode_tiled(
+    pipe: Any, latents: Any, windows: list, lw: int, ov: int, f: int, folder: Path
+) -> np.ndarray:
+    """Decode window by window into a memory-mapped canvas, blending the overlaps."""
+    H, W = latents.shape[-2] * f, latents.shape[-1] * f
+    acc = np.lib.format.open_memmap(folder / "_canvas.f32", mode="w+", dtype=np.float32, shape=(H, W, 4))
+    wpx = blend_weights(lw * f, ov * f)[..., None]
+    codec = pipe.codec
+    for y, x in windows:
+        tile = codec.decode_latents(latents[:, :, y : y + lw, x : x + lw].to(codec.dtype))
+        tile = ((tile.float().clamp(-1, 1) + 1) * 127.5)[0].permute(1, 2, 0).cpu().numpy()  # (h, w, 3)
+        ys, xs = slice(y * f, (y + lw) * f), slice(x * f, (x + lw) * f)
+        acc[ys, xs, :3] += tile * wpx
+        acc[ys, xs, 3:] += wpx
+    out = np.lib.format.open_memmap(folder / "_canvas.u8", mode="w+", dtype=np.uint8, shape=(H, W, 3))
+    for r in range(0, H, 256):  # normalise in row bands: memory stays flat
+        band = acc[r : r + 256]
+        out[r : r + 256] = np.clip(np.round(band[..., :3] / band[..., 3:]), 0, 255).astype(np.uint8)
+    del acc
+    return out

@@ -1,0 +1,185 @@
+"""``histosynth sample``: a synthetic patch dataset from a trained model.
+
+The output has the format of real data (:mod:`histosynth.data.patch_dataset`), so every later
+stage takes it like real data, with extra index columns: ``seed``, ``map_source``,
+``crop_sources`` (JSON: class id → list of crop provenance), ``sampler``, ``steps``,
+``guidance_map`` and ``guidance_crops``. Every map written is exactly the map the image was
+conditioned on.
+
+Samples are made in batches, resumably (one journal entry per batch). Sample ``i`` draws its
+map, its crops and its noise from generators seeded by (run seed, ``i``), so an image does not
+depend on the batch size or on how many batches ran before an interruption.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from histosynth.artifacts import prepare_output
+from histosynth.config import config_to_dict, register_presets
+from histosynth.data.patch_dataset import PatchDatasetWriter
+from histosynth.jobs import RunSummary, run_items
+from histosynth.seeding import item_seed, numpy_rng
+
+__all__ = ["SampleConfig", "sample_dataset"]
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """Settings of ``histosynth sample`` (see the module notes)."""
+
+    n: int = 64
+    maps: Literal["dataset", "png", "procedural"] = "dataset"
+    maps_dir: str = ""
+    split: str = "test"
+    classes_file: str = ""
+    procedural_kind: Literal["noise", "voronoi"] = "noise"
+    fractions: tuple[float, ...] = ()
+    crops: Literal["random", "same-slide", "nearest-colour", "none"] = "random"
+    crops_per_class: int = 1
+    sampler: str = "dpm++"
+    steps: int = 20
+    guidance_map: float = 1.0
+    guidance_crops: float = 1.0
+    eta: float = 0.0
+    batch_size: int = 8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n < 1 or self.batch_size < 1 or self.steps < 1 or self.crops_per_class < 1:
+            raise ValueError("n, batch_size, steps and crops_per_class must be at least 1")
+
+
+register_presets(
+    SampleConfig,
+    {
+        "paper": {"sampler": "ddim", "steps": 200, "eta": 1.0, "guidance_map": 1.0, "guidance_crops": 1.0},
+        "fast": {"sampler": "dpm++", "steps": 20},
+    },
+)
+
+
+def _map_source(cfg: SampleConfig, synth: Any):
+    from histosynth.data.classmap import ClassMap
+    from histosynth.sample import map_sources
+
+    if cfg.maps == "dataset":
+        return map_sources.DatasetMaps(cfg.maps_dir, cfg.split)
+    if cfg.maps == "png":
+        classes = ClassMap.from_json(cfg.classes_file) if cfg.classes_file else synth.classes
+        return map_sources.PngMaps(cfg.maps_dir, classes)
+    fractions = {i: f for i, f in enumerate(cfg.fractions) if f > 0} or None
+    return map_sources.ProceduralMaps(synth.classes, synth.image_size, cfg.procedural_kind, fractions)
+
+
+def _pick_crops(cfg: SampleConfig, bank: Any, item: Any, rng: np.random.Generator) -> list:
+    if bank is None or cfg.crops == "none":
+        return []
+    crops = []
+    for cls in (int(c) for c in np.unique(item.label)):
+        colour = None
+        if cfg.crops == "nearest-colour" and item.image is not None:
+            colour = tuple(item.image[item.label == cls].reshape(-1, 3).mean(0))
+        strategy = cfg.crops if (cfg.crops != "nearest-colour" or colour is not None) else "random"
+        crops += bank.pick(cls, cfg.crops_per_class, rng, strategy, slide=item.slide, colour=colour)
+    return crops
+
+
+def _batch_work(key: str, indices: list[int], ctx: dict[str, Any]) -> int:
+    cfg: SampleConfig = ctx["cfg"]
+    synth, source, bank, writer = ctx["synth"], ctx["source"], ctx["bank"], ctx["writer"]
+    items, crop_lists, seeds = [], [], []
+    for i in indices:
+        rng = numpy_rng(cfg.seed, "sample", i)
+        item = source.get(i, rng)
+        if item.label.shape != (synth.image_size, synth.image_size):
+            raise ValueError(
+                f"{item.source}: map is {item.label.shape}, the model makes {synth.image_size} px images"
+            )
+        items.append(item)
+        crop_lists.append(_pick_crops(cfg, bank, item, rng))
+        seeds.append(item_seed(cfg.seed, "noise", i))
+    images = synth.generate_batch(
+        [it.label for it in items], crop_lists, seeds, cfg.guidance_map, cfg.guidance_crops, cfg.steps, cfg.sampler,
+        cfg.eta,
+    )  # fmt: skip
+    rows = []
+    for i, item, crops, seed, image in zip(indices, items, crop_lists, seeds, images, strict=True):
+        row = writer.write_patch(f"syn{i:06d}", image, item.label)
+        sources: dict[str, list] = {}
+        for c in crops:
+            sources.setdefault(str(c.class_id), []).append(json.loads(c.source) if c.source else None)
+        row.update(split="synthetic", slide=item.slide or "synthetic", x0=0, y0=0, size0=int(item.label.shape[0]),
+                   mpp=float("nan"), seed=int(seed), map_source=item.source, crop_sources=json.dumps(sources),
+                   sampler=cfg.sampler, steps=cfg.steps, guidance_map=cfg.guidance_map,
+                   guidance_crops=cfg.guidance_crops)  # fmt: skip
+        rows.append(row)
+    return writer.write_shard(key, rows)
+
+
+def sample_dataset(
+    checkpoint: str | Path,
+    out: str | Path,
+    cfg: SampleConfig,
+    crop_bank: str | Path | None = None,
+    device: str = "cpu",
+    overwrite: bool = False,
+) -> tuple[Path, RunSummary | None]:
+    """Write (or resume) a synthetic patch dataset; returns its folder and the run summary.
+
+    Parameters
+    ----------
+    checkpoint
+        A ``histosynth train`` output, checkpoint or pipeline folder.
+    out
+        The synthetic dataset folder.
+    cfg
+        Sampling settings.
+    crop_bank
+        A crop bank folder (needed unless ``cfg.crops == "none"`` or the model is map-only).
+    """
+    from histosynth.artifacts import read_manifest
+    from histosynth.sample.crop_bank import CropBank
+    from histosynth.sample.synthesis import Synthesizer
+
+    synth = Synthesizer.from_checkpoint(checkpoint, device=device)
+    bank = CropBank(crop_bank) if crop_bank and cfg.crops != "none" and synth.conditioning != "map" else None
+    if bank is None and cfg.crops != "none" and synth.conditioning != "map":
+        raise ValueError(f"{checkpoint}: this model takes crops; give --crop-bank or --set crops=none")
+    source = _map_source(cfg, synth)
+    # batch_size changes how work is split, never the images: leave it out of the artefact id.
+    config = {k: v for k, v in config_to_dict(cfg).items() if k != "batch_size"}
+    config["conditioning"] = synth.conditioning
+    inputs = {"model": synth.source}
+    if bank is not None:
+        inputs["crop_bank"] = bank.id
+    if cfg.maps == "dataset":
+        inputs["maps"] = source.ds.id
+    claim = prepare_output(out, "patch-dataset", config, inputs, overwrite=overwrite)
+    if claim.complete:
+        return claim.folder, None
+    writer = PatchDatasetWriter(claim.folder, source.classes)
+    ctx = {"cfg": cfg, "synth": synth, "source": source, "bank": bank, "writer": writer}
+    batches = [list(range(s, min(s + cfg.batch_size, cfg.n))) for s in range(0, cfg.n, cfg.batch_size)]
+    # Keys name the samples, not the batch number, so a resumed run with the same batch size
+    # finds its finished batches.
+    items = [(f"samples-{b[0]:06d}-{b[-1]:06d}", b) for b in batches]
+    summary = run_items(items, lambda k, b: _batch_work(k, b, ctx), claim.folder, desc="sample")
+    if summary.ok:
+        model_manifest = Path(synth.source).parent / "manifest.json"
+        extra = (
+            {"model_manifest": read_manifest(model_manifest.parent)["id"]} if model_manifest.is_file() else {}
+        )
+        writer.finalize([k for k, _ in items], config, inputs, synthetic=True, **extra)
+    return claim.folder, summary
+
+
+def config_fields() -> list[str]:
+    """Field names (for CLI help)."""
+    return [f.name for f in dataclasses.fields(SampleConfig)]

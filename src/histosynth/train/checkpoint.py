@@ -1,0 +1,104 @@
+"""Checkpoints: a diffusers pipeline folder (EMA weights) plus the training state.
+
+::
+
+    checkpoints/step-00001000/
+      model_index.json, denoiser/, codec/, scheduler/   HistoSynthPipeline.from_pretrained(...)
+      training_state/
+        denoiser/      the raw (non-EMA) weights: config.json + safetensors
+        optimizer.pt   AdamW state (torch.save of tensors and numbers; loaded weights_only)
+        trainer.pt     step, global RNG states, grad-scaler state
+
+A checkpoint is written to a hidden temporary folder and renamed into place, so a folder named
+``step-*`` is always whole. Data order and per-step noise are functions of (seed, step)
+(see :mod:`histosynth.train.data`), so nothing else is needed to resume exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["checkpoints", "latest_checkpoint", "load_state", "save_checkpoint"]
+
+
+def checkpoints(root: str | Path) -> list[Path]:
+    """Finished checkpoint folders under ``root``, oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(
+        p for p in root.glob("step-*") if p.is_dir() and (p / "training_state" / "trainer.pt").is_file()
+    )
+
+
+def latest_checkpoint(root: str | Path) -> Path | None:
+    found = checkpoints(root)
+    return found[-1] if found else None
+
+
+def save_checkpoint(
+    root: str | Path,
+    step: int,
+    pipeline: Any,
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    extra: dict[str, Any] | None = None,
+    keep: int = 2,
+) -> Path:
+    """Write checkpoint ``step`` atomically and keep only the newest ``keep``.
+
+    Parameters
+    ----------
+    root
+        The ``checkpoints`` folder.
+    step
+        Optimiser steps done.
+    pipeline
+        A ``HistoSynthPipeline`` holding the EMA denoiser, codec and scheduler.
+    model
+        The raw (unwrapped) denoiser.
+    optimizer
+        The optimiser.
+    extra
+        More state for ``trainer.pt`` (tensors, numbers, strings, lists and dicts of them).
+    keep
+        Checkpoints kept (older ones are removed).
+    """
+    root = Path(root)
+    final = root / f"step-{step:08d}"
+    tmp = root / f".step-{step:08d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    pipeline.save_pretrained(tmp)
+    state = tmp / "training_state"
+    model.save_pretrained(state / "denoiser")
+    torch.save(optimizer.state_dict(), state / "optimizer.pt")
+    trainer = {"step": step, "torch_rng": torch.get_rng_state(), **(extra or {})}
+    if torch.cuda.is_available():
+        trainer["cuda_rng"] = torch.cuda.get_rng_state_all()
+    torch.save(trainer, state / "trainer.pt")
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    for old in checkpoints(root)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_state(ckpt: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(trainer state, optimizer state)`` of a checkpoint, loaded with ``weights_only=True``."""
+    state = Path(ckpt) / "training_state"
+    trainer = torch.load(state / "trainer.pt", map_location="cpu", weights_only=True)
+    optim = torch.load(state / "optimizer.pt", map_location="cpu", weights_only=True)
+    return trainer, optim
+
+
+def restore_rng(trainer: dict[str, Any]) -> None:
+    """Restore the global torch RNG states saved by :func:`save_checkpoint`."""
+    torch.set_rng_state(trainer["torch_rng"])
+    if "cuda_rng" in trainer and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(trainer["cuda_rng"])

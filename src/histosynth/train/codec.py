@@ -1,0 +1,255 @@
+"""``histosynth train-codec``: train a KL autoencoder (the latent codec) on a patch dataset.
+
+Loss (Rombach et al. 2022, without the LPIPS term, whose network weights we cannot assume)::
+
+    mean |x − x̂|  +  kl_weight · KL(q(z|x) ‖ N(0, I)) / (3·H·W)  [+ adv_weight · hinge GAN term]
+
+The optional adversarial term uses a PatchGAN discriminator trained from scratch alongside
+(no downloaded weights), switched on after ``loss.adv_start`` steps with a fixed weight.
+At the end the latent scale and shift are measured on the training patches and stored in the
+codec's config. The output folder::
+
+    <out>/codec/        KLCodec (config.json + safetensors): pass <out> as --codec to train
+    <out>/recon.png     real | reconstruction, a few patches
+    <out>/stats.jsonl, <out>/loss.png, <out>/checkpoints/step-*/, manifest.json (kind "codec")
+
+Runs resume exactly on re-running the same command, as ``histosynth train`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from histosynth.artifacts import prepare_output, read_manifest, write_manifest
+from histosynth.config import config_to_dict, register_presets
+from histosynth.data.patch_dataset import PatchDataset, encode_png
+from histosynth.diffusion.codec import CODEC_PRESETS, KLCodec, build_codec, measure_scale
+from histosynth.progress import progress
+from histosynth.seeding import item_seed
+from histosynth.train.checkpoint import latest_checkpoint, load_state, restore_rng
+from histosynth.train.config import DataConfig, identity_config
+from histosynth.train.data import BatchPlan, TrainData, make_loader
+from histosynth.train.grid import grid_image, loss_curve
+
+__all__ = ["CodecTrainConfig", "PatchDiscriminator", "train_codec"]
+
+KIND = "codec"
+
+
+@dataclass(frozen=True)
+class CodecLossConfig:
+    kl_weight: float = 1e-6  # LDM's KL-f4/f8 setting
+    adv_weight: float = 0.0  # 0: no adversarial term
+    adv_start: int = 2000  # step from which the discriminator trains and the term applies
+    disc_channels: int = 64
+    disc_layers: int = 3
+
+
+@dataclass(frozen=True)
+class CodecRunConfig:
+    steps: int = 50_000
+    seed: int = 0
+    batch_size: int = 16
+    lr: float = 1e-4
+    grad_clip: float = 1.0
+    log_every: int = 50
+    checkpoint_every: int = 2000
+    keep_checkpoints: int = 2
+    max_minutes: float | None = None
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class CodecTrainConfig:
+    codec: str = "kl-f4"  # a kl-* name in histosynth.diffusion.codec.CODEC_PRESETS
+    data: DataConfig = field(default_factory=lambda: DataConfig(max_crops=0))
+    loss: CodecLossConfig = field(default_factory=CodecLossConfig)
+    run: CodecRunConfig = field(default_factory=CodecRunConfig)
+
+
+RUN_LENGTH = ("run.steps", "run.log_every", "run.checkpoint_every", "run.keep_checkpoints", "run.max_minutes",
+              "run.threads", "data.workers", "data.preload")  # fmt: skip
+
+register_presets(
+    CodecTrainConfig,
+    {
+        "cpu-tiny": {
+            "codec": "kl-f4-tiny",
+            "data": {"image_size": 64},
+            "run": {"steps": 3000, "lr": 4e-4, "log_every": 10, "checkpoint_every": 250},
+        },  # fmt: skip
+        "cpu-small": {
+            "codec": "kl-f4-tiny",
+            "data": {"image_size": 128},
+            "run": {"steps": 10000, "lr": 2e-4},
+        },
+        "paper": {
+            "codec": "kl-f4",
+            "data": {"image_size": 256},
+            "loss": {"adv_weight": 0.5, "adv_start": 50000},
+        },
+        "large": {
+            "codec": "kl-f8",
+            "data": {"image_size": 256},
+            "loss": {"adv_weight": 0.5, "adv_start": 50000},
+            "run": {"batch_size": 32},
+        },  # fmt: skip
+    },
+)
+
+
+class PatchDiscriminator(nn.Module):
+    """A PatchGAN discriminator (Isola et al. 2017) with GroupNorm: logits per image patch."""
+
+    def __init__(self, channels: int = 64, layers: int = 3) -> None:
+        super().__init__()
+        mods: list[nn.Module] = [nn.Conv2d(3, channels, 4, 2, 1), nn.LeakyReLU(0.2)]
+        c = channels
+        for i in range(1, layers + 1):
+            c_out = channels * min(2**i, 8)
+            mods += [
+                nn.Conv2d(c, c_out, 4, 2 if i < layers else 1, 1),
+                nn.GroupNorm(8, c_out),
+                nn.LeakyReLU(0.2),
+            ]
+            c = c_out
+        mods.append(nn.Conv2d(c, 1, 4, 1, 1))
+        self.net = nn.Sequential(*mods)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _save(folder: Path, step: int, codec: KLCodec, disc: nn.Module, opts: dict, keep: int) -> None:
+    root = folder / "checkpoints"
+    tmp, final = root / f".step-{step:08d}.tmp", root / f"step-{step:08d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    codec.save_pretrained(tmp / "codec")
+    state = tmp / "training_state"
+    state.mkdir(parents=True)
+    torch.save(
+        {"disc": disc.state_dict(), **{k: o.state_dict() for k, o in opts.items()}}, state / "optimizer.pt"
+    )
+    torch.save({"step": step, "torch_rng": torch.get_rng_state()}, state / "trainer.pt")
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.replace(final)
+    for old in sorted(p for p in root.glob("step-*") if p.is_dir())[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def train_codec(cfg: CodecTrainConfig, dataset: str | Path, out: str | Path, overwrite: bool = False,
+                show_progress: bool = True) -> tuple[Path, int, bool]:  # fmt: skip
+    """Train (or resume) a KL codec; returns ``(folder, steps done, finished)``."""
+    if CODEC_PRESETS.get(cfg.codec, {}).get("kind") != "kl":
+        raise ValueError(f"codec {cfg.codec!r} is not a trainable KL preset; choose from "
+                         f"{[k for k, v in CODEC_PRESETS.items() if v['kind'] == 'kl']}")  # fmt: skip
+    r = cfg.run
+    if r.threads:
+        torch.set_num_threads(r.threads)
+    ds = PatchDataset(dataset, split=cfg.data.split)
+    folder, ident = Path(out), identity_config(cfg, RUN_LENGTH)
+    claim = prepare_output(folder, KIND, ident, {"dataset": ds.id}, overwrite=overwrite)
+    if claim.complete and read_manifest(folder, KIND)["counts"]["steps"] >= r.steps:
+        return folder, r.steps, True
+    (folder / "manifest.json").unlink(missing_ok=True)
+    prepare_output(folder, KIND, ident, {"dataset": ds.id})
+    data = TrainData(ds, cfg.data, r.seed, with_crops=False)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    ckpt = latest_checkpoint(folder / "checkpoints")
+    torch.manual_seed(item_seed(r.seed, "init"))
+    codec = KLCodec.from_pretrained(ckpt / "codec", use_safetensors=True) if ckpt else build_codec(cfg.codec)
+    disc = PatchDiscriminator(cfg.loss.disc_channels, cfg.loss.disc_layers)
+    codec.to(device).train()
+    disc.to(device).train()
+    opts = {
+        "codec_opt": torch.optim.AdamW(codec.parameters(), lr=r.lr, betas=(0.5, 0.9), weight_decay=0.0),
+        "disc_opt": torch.optim.AdamW(disc.parameters(), lr=r.lr, betas=(0.5, 0.9), weight_decay=0.0),
+    }
+    start = 0
+    if ckpt:
+        trainer, saved = load_state(ckpt)
+        disc.load_state_dict(saved["disc"])
+        for k, o in opts.items():
+            o.load_state_dict(saved[k])
+        restore_rng(trainer)
+        start = int(trainer["step"])
+    plan = BatchPlan(len(data), r.batch_size, seed=r.seed)
+    loader = iter(make_loader(data, plan, start, r.steps, cfg.data.workers))
+    stats = folder / "stats.jsonl"
+    if stats.is_file():  # drop lines past the checkpoint we resume from
+        keep = [ln for ln in stats.read_text().splitlines() if ln and json.loads(ln)["step"] <= start]
+        stats.write_text("".join(ln + "\n" for ln in keep))
+    deadline = None if r.max_minutes is None else time.monotonic() + 60 * r.max_minutes
+    win: dict[str, float] = {"rec": 0.0, "kl": 0.0, "adv": 0.0, "n": 0, "t": 0.0}
+    bar = progress(total=r.steps, initial=start, desc="train-codec", disable=not show_progress)
+    step = start
+    for step in range(start, r.steps):
+        t0 = time.perf_counter()
+        x = next(loader).images.to(device)
+        gen = torch.Generator(device).manual_seed(item_seed(r.seed, "codec-noise", step))
+        post = codec.encode(x).latent_dist
+        rec = codec.decode(post.sample(gen)).sample
+        l_rec = (x - rec).abs().mean()
+        l_kl = post.kl().mean() / (3 * x.shape[-1] * x.shape[-2])
+        loss = l_rec + cfg.loss.kl_weight * l_kl
+        adv_on = cfg.loss.adv_weight > 0 and step >= cfg.loss.adv_start
+        l_adv = torch.zeros((), device=device)
+        if adv_on:
+            l_adv = -disc(rec).mean()
+            loss = loss + cfg.loss.adv_weight * l_adv
+        opts["codec_opt"].zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(codec.parameters(), r.grad_clip)
+        opts["codec_opt"].step()
+        if adv_on:  # hinge loss for the discriminator
+            d_loss = torch.relu(1 - disc(x)).mean() + torch.relu(1 + disc(rec.detach())).mean()
+            opts["disc_opt"].zero_grad(set_to_none=True)
+            d_loss.backward()
+            opts["disc_opt"].step()
+        for k, v in (("rec", l_rec), ("kl", l_kl), ("adv", l_adv)):
+            win[k] += float(v.detach())
+        win["n"] += 1
+        win["t"] += time.perf_counter() - t0
+        done = step + 1
+        stop = deadline is not None and time.monotonic() > deadline
+        if done % r.log_every == 0 or done == r.steps or stop:
+            n = max(win["n"], 1)
+            row = {"step": done, "loss": win["rec"] / n, "kl": win["kl"] / n, "adv": win["adv"] / n,
+                   "step_time": win["t"] / n}  # fmt: skip
+            with open(stats, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
+            win = {"rec": 0.0, "kl": 0.0, "adv": 0.0, "n": 0, "t": 0.0}
+            bar.set_postfix(l1=f"{row['loss']:.4f}")
+        bar.update(1)
+        if done % r.checkpoint_every == 0 or done == r.steps or stop:
+            _save(folder, done, codec, disc, opts, r.keep_checkpoints)
+        if stop:
+            bar.close()
+            return folder, done, False
+    bar.close()
+    codec.eval()
+    rows = np.linspace(0, len(data) - 1, min(len(data), 512)).round().astype(int)
+    imgs = [torch.from_numpy(data.load(int(i))[0]).permute(2, 0, 1).float() / 127.5 - 1 for i in rows]
+    scale, shift = measure_scale(codec, [torch.stack(imgs[i : i + 32]) for i in range(0, len(imgs), 32)])
+    with torch.no_grad():
+        x = torch.stack(imgs[:: max(1, len(imgs) // 6)][:6]).to(device)
+        rec = codec.decode_latents(codec.encode_latents(x)).clamp(-1, 1)
+    to_u8 = lambda t: ((t.permute(1, 2, 0).cpu().numpy() + 1) * 127.5).round().astype(np.uint8)  # noqa: E731
+    (folder / "recon.png").write_bytes(
+        encode_png(grid_image([[to_u8(a), to_u8(b)] for a, b in zip(x, rec, strict=True)]))
+    )
+    shutil.rmtree(folder / "codec", ignore_errors=True)
+    codec.save_pretrained(folder / "codec")
+    lines = [json.loads(ln) for ln in stats.read_text().splitlines() if ln]
+    loss_curve([s["step"] for s in lines], [s["loss"] for s in lines], folder / "loss.png", "codec L1")
+    write_manifest(folder, KIND, ident, {"dataset": ds.id}, {"steps": r.steps}, run=config_to_dict(r),
+                   scaling_factor=scale, shift_factor=shift, final_l1=lines[-1]["loss"] if lines else None)  # fmt: skip
+    return folder, step + 1 if r.steps > start else start, True

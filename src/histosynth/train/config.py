@@ -1,0 +1,156 @@
+"""Configuration of ``histosynth train``: frozen dataclasses and presets named for where they run.
+
+The defaults of the dataclasses are the paper's settings where it states them (*early code*:
+ε-prediction, 1,000-step linear schedule β 0.0015 → 0.0205, L1 loss, AdamW lr 4.8e-5 with
+10k warm-up steps, global batch 48, EMA). The presets change what a smaller machine needs.
+Fields that only say how long or how loudly a run goes (:data:`RUN_LENGTH_KEYS`) are not
+part of the model's identity, so a finished run can be extended by re-running it with more
+steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from histosynth.config import config_to_dict, register_presets
+
+__all__ = [
+    "RUN_LENGTH_KEYS",
+    "DataConfig",
+    "DiffusionConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "TrainConfig",
+    "identity_config",
+]
+
+Conditioning = Literal["map", "map+crops-spatial", "map+crops-tokens"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Patches, augmentation and training crops (see :mod:`histosynth.data.crops`)."""
+
+    split: str | None = "train"  # rows of the dataset used; None: all
+    image_size: int = 256  # patches of another size are resized (area for images, nearest for maps)
+    augment: bool = True  # the 8 flips/rotations of the square, applied alike to image and map
+    per_class: int = 2  # crops per class: 1..per_class
+    max_crops: int = 8  # crops per patch at most
+    foreign_prob: float = 0.5  # chance a crop comes from another patch of the same class
+    min_area_frac: float = 0.02  # regions under this fraction of the patch get no crop
+    workers: int = 0  # DataLoader worker processes (0: prepare batches in the training process)
+    preload: bool = True  # decode all patches into memory once (when they fit in 4 GiB)
+    # Coarse-to-fine curriculum for nested pseudo-maps: ((k, until_step), ...) in order;
+    # needs the dataset's hierarchy.json (see histosynth.train.data.Curriculum).
+    curriculum: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str = "paper"  # a name in histosynth.diffusion.backbones.BACKBONES
+    conditioning: Conditioning = "map+crops-tokens"
+    # An identity preset ("identity", "identity-p2", "identity-p4") or a codec folder
+    # (histosynth train-codec output, or any local diffusers AutoencoderKL).
+    codec: str | None = None
+    measure_scale: bool = True  # measure the latent shift/scale on the training patches
+    num_classes: int | None = None  # default: from the dataset's class map (largest id + 1)
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    schedule: Literal["linear", "cosine"] = "linear"
+    timesteps: int = 1000
+    beta_start: float = 0.0015
+    beta_end: float = 0.0205
+    prediction: Literal["epsilon", "v_prediction"] = "epsilon"
+    loss: Literal["l1", "l2"] = "l1"
+    min_snr_gamma: float | None = None  # e.g. 5.0 (Hang et al. 2023)
+    drop_map: float = 0.1  # per-sample chance the map is replaced by "absent"
+    drop_crops: float = 0.1  # per-sample chance the crops are dropped (independent)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 4.8e-5
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.01
+    warmup_steps: int = 10000  # linear warm-up, then constant (so runs can be extended)
+    batch_size: int = 48  # global: over processes and accumulation steps
+    grad_accum: int = 1
+    grad_clip: float = 1.0  # max gradient norm (0: off)
+    ema_decay: float = 0.9999
+    ema_warmup: bool = True  # decay min(ema_decay, (1 + step) / (10 + step))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    steps: int = 200_000
+    seed: int = 0
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"  # auto: bf16 on a GPU that has it
+    log_every: int = 50
+    sample_every: int = 2000  # sample grid every N steps (0: only at the end)
+    checkpoint_every: int = 2000
+    keep_checkpoints: int = 2
+    sample_steps: int = 50  # sampler steps for the grid
+    sampler: str = "ddim"
+    grid_rows: int = 4
+    max_minutes: float | None = None  # stop (with a checkpoint) after this much wall time
+    threads: int | None = None  # torch CPU threads
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+# How long and how loudly a run goes: not part of what the run makes.
+RUN_LENGTH_KEYS = (
+    "run.steps", "run.log_every", "run.sample_every", "run.checkpoint_every", "run.keep_checkpoints",
+    "run.sample_steps", "run.sampler", "run.grid_rows", "run.max_minutes", "run.threads", "data.workers",
+    "data.preload",
+)  # fmt: skip
+
+
+def identity_config(cfg: Any, keys: tuple[str, ...] = RUN_LENGTH_KEYS) -> dict[str, Any]:
+    """The config as a dict without the run-length fields: what names a model artefact."""
+    d = config_to_dict(cfg)
+    for key in keys:
+        section, name = key.split(".")
+        d.get(section, {}).pop(name, None)
+    return d
+
+
+_CPU_RUN = {"log_every": 10, "sample_every": 250, "checkpoint_every": 250, "sample_steps": 25}
+
+register_presets(
+    TrainConfig,
+    {
+        # Learns something in 15 minutes on 2 cores: 64 px, pixel space by 4×4 space-to-depth.
+        "cpu-tiny": {
+            "data": {"image_size": 64, "max_crops": 6, "workers": 1},
+            "model": {"backbone": "cpu-tiny", "codec": "identity-p4"},
+            "optim": {"lr": 3e-4, "warmup_steps": 100, "batch_size": 16, "ema_decay": 0.995},
+            "run": {"steps": 4000, **_CPU_RUN},
+        },
+        "cpu-small": {
+            "data": {"image_size": 128, "workers": 1},
+            "model": {"backbone": "cpu-small", "codec": "identity-p4"},
+            "optim": {"lr": 2e-4, "warmup_steps": 500, "batch_size": 16, "ema_decay": 0.999},
+            "run": {"steps": 20000, **_CPU_RUN, "sample_every": 1000, "checkpoint_every": 1000},
+        },
+        # The paper's scale: 256 px, KL-f4 latents (64×64×3), UNet 128 × 1/4/8, batch 48.
+        "paper": {"data": {"image_size": 256, "workers": 8}, "model": {"backbone": "paper"}},
+        "large": {
+            "data": {"image_size": 256, "max_crops": 12, "workers": 12},
+            "model": {"backbone": "large"},
+            "optim": {"lr": 1e-4, "warmup_steps": 5000, "batch_size": 256},
+            "run": {"steps": 400_000, "sample_every": 5000, "checkpoint_every": 5000},
+        },
+    },
+)

@@ -1,0 +1,395 @@
+"""``histosynth train``: the training loop (accelerate, EMA, AdamW, checkpoints, exact resume).
+
+The output folder (artefact kind ``model``)::
+
+    <out>/
+      stats.jsonl           one line per log interval: step, loss, lr, grad norm, times, memory
+      samples/step-*.png    sample grids (map | crops | sample | real), EMA weights
+      loss.png              the loss curve
+      checkpoints/step-*/   pipeline folder + training state (see histosynth.train.checkpoint)
+      model/                the final pipeline: HistoSynthPipeline.from_pretrained(<out>/model)
+      manifest.json         written last
+
+Re-running the same command resumes from the newest checkpoint and gives the same weights as
+an uninterrupted run: data order and per-step noise are functions of (seed, step), and the
+optimiser, EMA and RNG states are restored. A first Ctrl-C (or ``run.max_minutes``) stops at
+the end of the current step with a checkpoint. A finished run can be extended by re-running
+with more ``run.steps`` (the learning rate is constant after warm-up).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import resource
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from histosynth.artifacts import MANIFEST, atomic_write_text, prepare_output, read_manifest, write_manifest
+from histosynth.config import ConfigError, config_to_dict
+from histosynth.data.patch_dataset import PatchDataset
+from histosynth.diffusion.codec import load_codec, measure_scale
+from histosynth.diffusion.denoiser import HistoDenoiser, build_denoiser
+from histosynth.diffusion.loss import DiffusionLoss
+from histosynth.diffusion.pipeline import HistoSynthPipeline, make_scheduler
+from histosynth.diffusion.schedule import NoiseSchedule
+from histosynth.progress import progress
+from histosynth.seeding import item_seed, torch_generator
+from histosynth.train.checkpoint import latest_checkpoint, load_state, restore_rng, save_checkpoint
+from histosynth.train.config import TrainConfig, identity_config
+from histosynth.train.data import IDENTITY_LUT, BatchPlan, Curriculum, TrainData, make_loader
+from histosynth.train.ema import EMA
+from histosynth.train.grid import loss_curve, save_grid
+
+__all__ = ["KIND", "TrainResult", "schedule_of", "train"]
+
+KIND = "model"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """How a call of :func:`train` ended."""
+
+    folder: Path
+    step: int  # optimiser steps done
+    finished: bool  # reached run.steps (the manifest is written)
+    loss: float | None  # mean loss of the last log interval
+
+
+def schedule_of(cfg: TrainConfig) -> NoiseSchedule:
+    d = cfg.diffusion
+    return NoiseSchedule(d.schedule, d.timesteps, d.beta_start, d.beta_end, d.prediction)
+
+
+def _mixed_precision(name: str) -> str:
+    if name != "auto":
+        return name
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+class _Stop:
+    """A stop request: first Ctrl-C (main thread only), ``run.max_minutes``, or the callback."""
+
+    def __init__(self, max_minutes: float | None) -> None:
+        self.flag, self.deadline = False, None if max_minutes is None else time.monotonic() + 60 * max_minutes
+        self._old: Any = None
+
+    def __enter__(self) -> _Stop:
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def _on_sigint(self, *_: Any) -> None:
+        self.flag = True
+        signal.signal(signal.SIGINT, self._old)  # a second Ctrl-C interrupts at once
+        print("\nstopping after this step (Ctrl-C again to abort)", flush=True)
+
+    def __exit__(self, *_: Any) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+    def requested(self) -> bool:
+        return self.flag or (self.deadline is not None and time.monotonic() > self.deadline)
+
+
+def _adamw(params: Any, o: Any) -> torch.optim.Optimizer:
+    """AdamW, fused where this torch has a fused kernel for the device (2× faster on a CPU)."""
+    params = list(params)
+    try:
+        return torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+
+
+def _claim(folder: Path, ident: dict[str, Any], inputs: dict[str, str], steps: int, overwrite: bool) -> bool:
+    """Claim the output folder; True when it already holds a run of at least ``steps`` steps."""
+    out = prepare_output(folder, KIND, ident, inputs, overwrite=overwrite)
+    if not out.complete:
+        return False
+    if read_manifest(folder, KIND)["counts"].get("steps", 0) >= steps:
+        return True
+    (folder / MANIFEST).unlink()  # extend a finished run: it is in progress again
+    prepare_output(folder, KIND, ident, inputs)
+    return False
+
+
+def _build(cfg: TrainConfig, data: TrainData, num_classes: int, ckpt: Path | None) -> tuple[Any, Any, Any]:
+    """``(codec, model, ema_weights_model)`` fresh or from the checkpoint."""
+    if ckpt is not None:
+        codec = load_codec(ckpt / "codec")
+        model = HistoDenoiser.from_pretrained(ckpt / "training_state" / "denoiser", use_safetensors=True)
+        ema = HistoDenoiser.from_pretrained(ckpt / "denoiser", use_safetensors=True)
+        return codec, model, ema
+    if not cfg.model.codec:
+        raise ConfigError(
+            "model.codec: this preset needs a codec; train one with `histosynth train-codec DATA OUT` "
+            "and pass --codec OUT, or use an identity codec (identity, identity-p2, identity-p4)"
+        )
+    codec = load_codec(cfg.model.codec)
+    if cfg.model.measure_scale:
+        rows = np.linspace(0, len(data) - 1, min(len(data), 256)).round().astype(int)
+        images = [torch.from_numpy(data.load(int(i))[0]).permute(2, 0, 1).float() / 127.5 - 1 for i in rows]
+        measure_scale(codec, [torch.stack(images[i : i + 32]) for i in range(0, len(images), 32)])
+    torch.manual_seed(item_seed(cfg.run.seed, "init"))
+    model = build_denoiser(
+        cfg.model.backbone, cfg.model.conditioning, num_classes, cfg.data.image_size,
+        codec.latent_channels, codec.downsample, cfg.data.max_crops,
+    )  # fmt: skip
+    return codec, model, None
+
+
+def _grid_examples(data: TrainData, n: int, lut: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, list]]:
+    rows = np.linspace(0, len(data) - 1, min(n, len(data))).round().astype(int)
+    return [data.item(-1, int(i), lut) for i in rows]  # epoch -1: the grid's own draws
+
+
+def _write_grid(
+    path: Path, pipe: HistoSynthPipeline, examples: list, data: TrainData, cfg: TrainConfig
+) -> None:
+    maps = np.stack([m for _, m, _ in examples])
+    crops = [c for _, _, c in examples] if cfg.model.conditioning != "map" else None
+    gens = [torch_generator(cfg.run.seed, "grid", i, device=str(pipe.device)) for i in range(len(examples))]
+    pipe.set_progress_bar_config(disable=True)
+    images = pipe(maps, crops, num_inference_steps=cfg.run.sample_steps, generator=gens).images
+    classes = data.dataset.classes
+    save_grid(path, maps, crops or [[] for _ in examples], images, [im for im, _, _ in examples], classes)
+
+
+def _truncate_stats(path: Path, step: int) -> None:
+    if not path.is_file():
+        return
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    keep = [ln for ln in lines if json.loads(ln).get("step", 0) <= step]
+    atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+
+
+def _plot(folder: Path) -> None:
+    rows = [json.loads(ln) for ln in (folder / "stats.jsonl").read_text(encoding="utf-8").splitlines() if ln]
+    loss_curve([r["step"] for r in rows], [r["loss"] for r in rows], folder / "loss.png")
+
+
+def train(
+    cfg: TrainConfig,
+    dataset: str | Path,
+    out: str | Path,
+    overwrite: bool = False,
+    callback: Callable[[int], bool | None] | None = None,
+    show_progress: bool = True,
+) -> TrainResult:
+    """Train (or resume, or extend) a model on a patch dataset.
+
+    Parameters
+    ----------
+    cfg
+        The resolved config.
+    dataset
+        A patch dataset folder.
+    out
+        The run folder (created; resumed when it holds the same run).
+    overwrite
+        Start afresh when ``out`` holds another run.
+    callback
+        ``callback(step_done)`` after each optimiser step; a true return stops the run with a
+        checkpoint (as Ctrl-C does); an exception aborts it without one.
+    show_progress
+        Show a progress bar (also off with ``HISTOSYNTH_PROGRESS=0``).
+    """
+    from accelerate import Accelerator
+
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
+    ds = PatchDataset(dataset, split=cfg.data.split)
+    num_fine = max(ds.classes.ids) + 1
+    curriculum = Curriculum(ds.folder, num_fine, cfg.data.curriculum) if cfg.data.curriculum else None
+    num_classes = max(cfg.model.num_classes or 0, curriculum.num_classes if curriculum else num_fine)
+    folder, ident, inputs = Path(out), identity_config(cfg), {"dataset": ds.id}
+    steps, accum, seed = cfg.run.steps, cfg.optim.grad_accum, cfg.run.seed
+
+    acc = Accelerator(mixed_precision=_mixed_precision(cfg.run.mixed_precision))
+    done = _claim(folder, ident, inputs, steps, overwrite) if acc.is_main_process else False
+    if acc.is_main_process:  # the sampler and studio name classes from it
+        ds.classes.save(folder / "classes.json")
+    acc.wait_for_everyone()
+    if done or is_done(folder, steps):
+        return TrainResult(folder, read_manifest(folder, KIND)["counts"]["steps"], True, None)
+
+    device = acc.device
+    cond = cfg.model.conditioning
+    data = TrainData(
+        ds, cfg.data, seed, curriculum, with_crops=cond != "map", place=cond == "map+crops-spatial"
+    )
+    ckpt = latest_checkpoint(folder / "checkpoints")
+    codec, model, ema_weights = _build(cfg, data, num_classes, ckpt)
+    start = 0
+    model.to(device).train()
+    codec.to(device).eval().requires_grad_(False)
+    o = cfg.optim
+    optimizer = _adamw(model.parameters(), o)
+    ema = EMA(model, o.ema_decay, o.ema_warmup)
+    trainer_state: dict[str, Any] = {}
+    if ckpt is not None:
+        trainer_state, optim_state = load_state(ckpt)
+        optimizer.load_state_dict(optim_state)
+        ema.model.load_state_dict(ema_weights.state_dict())
+        restore_rng(trainer_state)
+        start = int(trainer_state["step"])
+    model, optimizer = acc.prepare(model, optimizer)
+    if acc.scaler is not None and "scaler" in trainer_state:
+        acc.scaler.load_state_dict(trainer_state["scaler"])
+    raw = acc.unwrap_model(model)
+    params = list(model.parameters())  # walking the module tree every step costs milliseconds
+
+    schedule = schedule_of(cfg)
+    loss_fn = DiffusionLoss(schedule, cfg.diffusion.loss, cfg.diffusion.min_snr_gamma)
+    scheduler = make_scheduler(schedule, cfg.run.sampler)
+    plan = BatchPlan(len(data), o.batch_size, accum, acc.num_processes, acc.process_index, seed)
+    plan.micro_batch  # noqa: B018 - validates the batch split before any work
+    loader = iter(make_loader(data, plan, start * accum, steps * accum, cfg.data.workers))
+    final_lut = curriculum.luts[-1] if curriculum else IDENTITY_LUT
+    examples = _grid_examples(data, cfg.run.grid_rows, final_lut) if acc.is_main_process else []
+    stats_path = folder / "stats.jsonl"
+    if acc.is_main_process:
+        _truncate_stats(stats_path, start)
+        (folder / "samples").mkdir(exist_ok=True)
+        ds.classes.save(folder / "classes.json")  # the ids the model knows (for the sampling stage)
+    kl_codec = hasattr(codec, "encoder")
+
+    def micro_step(batch: Any, gen: torch.Generator) -> Any:
+        images, maps = batch.images.to(device, non_blocking=True), batch.maps.to(device, non_blocking=True)
+        crops = batch.crops.to(device)
+        with torch.no_grad():
+            x0 = codec.encode_latents(images.to(codec.dtype), generator=gen if kl_codec else None).float()
+        B = x0.shape[0]
+        drop_map = torch.rand(B, generator=gen, device=device) < cfg.diffusion.drop_map
+        drop_crops = torch.rand(B, generator=gen, device=device) < cfg.diffusion.drop_crops
+        with acc.autocast():
+            return loss_fn(lambda x, t: model(x, t, maps, crops, drop_map, drop_crops), x0, gen)
+
+    def checkpoint(step: int) -> None:
+        if acc.is_main_process:
+            pipe = HistoSynthPipeline(ema.model, codec, scheduler)
+            extra = {"scaler": acc.scaler.state_dict()} if acc.scaler is not None else {}
+            save_checkpoint(
+                folder / "checkpoints", step, pipe, raw, optimizer, extra, cfg.run.keep_checkpoints
+            )
+        acc.wait_for_everyone()
+
+    bar = progress(
+        total=steps, initial=start, desc="train", disable=not (show_progress and acc.is_main_process)
+    )
+    window: dict[str, Any] = {"loss": 0.0, "wloss": 0.0, "gnorm": 0.0, "n": 0, "t": 0.0, "data": 0.0}
+    loss_value, step = None, start
+    t_run = time.perf_counter()
+    with _Stop(cfg.run.max_minutes) as stop:
+        for step in range(start, steps):
+            t0 = time.perf_counter()
+            lr = o.lr * min(1.0, (step + 1) / max(1, o.warmup_steps))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            for micro in range(accum):
+                td = time.perf_counter()
+                batch = next(loader)
+                window["data"] += time.perf_counter() - td
+                gen = torch.Generator(device).manual_seed(
+                    item_seed(seed, "noise", step, micro, acc.process_index)
+                )
+                sync = acc.no_sync(model) if micro < accum - 1 else contextlib.nullcontext()
+                with sync:
+                    terms = micro_step(batch, gen)
+                    acc.backward(terms.loss.mean() / accum)
+                window["loss"] += terms.raw.mean().detach() / accum
+                window["wloss"] += terms.loss.mean().detach() / accum
+            if o.grad_clip > 0:
+                acc.unscale_gradients()  # a no-op unless fp16 loss scaling is on
+                gnorm = torch.nn.utils.clip_grad_norm_(params, o.grad_clip, foreach=True)
+                window["gnorm"] += gnorm.detach()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            ema.update(raw, step)
+            window["n"] += 1
+            window["t"] += time.perf_counter() - t0
+            done_steps = step + 1
+            want_stop = bool(callback(done_steps)) if callback is not None else False
+            want_stop = _agree(acc, want_stop or stop.requested())
+
+            if done_steps % cfg.run.log_every == 0 or done_steps == steps or want_stop:
+                loss_value = _log(acc, stats_path, window, done_steps, lr, cfg, device, t_run, bar)
+            if acc.is_main_process and (
+                (cfg.run.sample_every and done_steps % cfg.run.sample_every == 0)
+                or done_steps == steps
+                or want_stop
+            ):
+                _write_grid(folder / "samples" / f"step-{done_steps:08d}.png",
+                            HistoSynthPipeline(ema.model, codec, scheduler), examples, data, cfg)  # fmt: skip
+                _plot(folder)
+            bar.update(1)
+            if done_steps % cfg.run.checkpoint_every == 0 or done_steps == steps or want_stop:
+                checkpoint(done_steps)
+            if want_stop:
+                break
+    bar.close()
+    done_steps = step + 1 if steps > start else start
+    if done_steps < steps:
+        return TrainResult(folder, done_steps, False, loss_value)
+    if acc.is_main_process:
+        HistoSynthPipeline(ema.model, codec, scheduler).save_pretrained(folder / "model")
+        ds.classes.save(folder / "model" / "classes.json")
+        _plot(folder)
+        write_manifest(
+            folder, KIND, ident, inputs, counts={"steps": steps},
+            run=config_to_dict(cfg.run), num_classes=num_classes, final_loss=loss_value,
+        )  # fmt: skip
+    acc.wait_for_everyone()
+    return TrainResult(folder, steps, True, loss_value)
+
+
+def is_done(folder: Path, steps: int) -> bool:
+    """True when ``folder`` holds a finished run of at least ``steps`` steps."""
+    try:
+        return read_manifest(folder, KIND)["counts"].get("steps", 0) >= steps
+    except Exception:
+        return False
+
+
+def _agree(acc: Any, flag: bool) -> bool:
+    """Every process stops together: any process's request stops all (one tiny all-reduce)."""
+    if acc.num_processes == 1:
+        return flag
+    t = torch.tensor([float(flag)], device=acc.device)
+    return bool(acc.reduce(t, reduction="sum").item() > 0)
+
+
+def _log(acc: Any, path: Path, w: dict[str, Any], step: int, lr: float, cfg: TrainConfig, device: torch.device,
+         t_run: float, bar: Any) -> float:  # fmt: skip
+    n = max(w["n"], 1)
+    means = torch.stack(
+        [torch.as_tensor(w[k], dtype=torch.float32, device=device) for k in ("loss", "wloss", "gnorm")]
+    )
+    means = acc.reduce(means, reduction="mean") / n
+    loss, wloss, gnorm = (float(v) for v in means.cpu())
+    row = {
+        "step": step, "loss": loss, "loss_weighted": wloss, "grad_norm": gnorm if cfg.optim.grad_clip > 0 else None,
+        "lr": lr, "step_time": w["t"] / n, "data_time": w["data"] / n,
+        "samples_per_s": cfg.optim.batch_size * n / max(w["t"], 1e-9),
+        "peak_mem_mb": _peak_memory_mb(device), "elapsed": time.perf_counter() - t_run,
+    }  # fmt: skip
+    if acc.is_main_process:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+        bar.set_postfix(loss=f"{loss:.4f}", s_per_step=f"{row['step_time']:.3f}")
+    w.update({"loss": 0.0, "wloss": 0.0, "gnorm": 0.0, "n": 0, "t": 0.0, "data": 0.0})
+    return loss
