@@ -41,7 +41,7 @@ from diffusers.utils import BaseOutput
 from histosynth.diffusion.inputs import CropBatch, as_maps, make_crop_batch
 from histosynth.diffusion.schedule import NoiseSchedule
 
-__all__ = ["SAMPLERS", "HistoSynthPipeline", "HistoSynthPipelineOutput", "make_scheduler"]
+__all__ = ["SAMPLERS", "GuidedConditions", "HistoSynthPipeline", "HistoSynthPipelineOutput", "make_scheduler"]
 
 # name -> (scheduler class, extra config); the paper's sampler is DDIM.
 SAMPLERS: dict[str, tuple[type, dict[str, Any]]] = {
@@ -67,6 +67,16 @@ class HistoSynthPipelineOutput(BaseOutput):
     a list of PIL images (``"pil"``), or normalised latents (``"latent"``)."""
 
     images: Any
+
+
+@dataclass
+class GuidedConditions:
+    """Conditions of the guidance branches of a batch (see ``prepare_conditions``)."""
+
+    maps: torch.Tensor  # (B, H, W) long
+    conditions: Any  # histosynth.diffusion.conditioning.Conditions of the k·B branch samples
+    branches: int  # k
+    use_crops: bool
 
 
 class HistoSynthPipeline(DiffusionPipeline):
@@ -131,16 +141,51 @@ class HistoSynthPipeline(DiffusionPipeline):
         """
         den, device = self.denoiser, self._execution_device
         dtype = den.dtype
+        gc = self.prepare_conditions(maps, crops, guidance_map, guidance_crops)
+        B = gc.maps.shape[0]
+        gens = self._generators(generator, B)
+        f = den.config.downsample
+        shape = (den.config.latent_channels, gc.maps.shape[1] // f, gc.maps.shape[2] // f)
+        latents = self._noise(gens, B, shape, device, dtype) * self.scheduler.init_noise_sigma
+        self.set_timesteps(num_inference_steps)
+        step_kwargs = self._step_kwargs(eta)
+        for t in self.progress_bar(self.scheduler.timesteps):
+            x = self.scheduler.scale_model_input(latents, t)
+            eps = self.guided_eps(x, t, gc, guidance_map, guidance_crops)
+            if self._needs_noise(eta):
+                step_kwargs["variance_noise"] = self._noise(gens, B, shape, device, dtype)
+            latents = self.scheduler.step(eps, t, latents, **step_kwargs).prev_sample
+
+        images = latents if output_type == "latent" else self._decode(latents, output_type)
+        self.maybe_free_model_hooks()
+        return HistoSynthPipelineOutput(images) if return_dict else (images,)
+
+    # ------------------------------------------------------------------------------ pieces
+    def set_timesteps(self, num_inference_steps: int) -> None:
+        """Set the scheduler's timesteps on the execution device."""
+        with warnings.catch_warnings():
+            # diffusers' DPM-Solver calls np.array() on a torch tensor, which numpy 2 flags
+            # (torch's __array__ lacks `copy`); harmless, and not ours to change.
+            warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
+            self.scheduler.set_timesteps(num_inference_steps, device=self._execution_device)
+
+    def prepare_conditions(
+        self, maps: Any, crops: Sequence[Sequence[Any]] | CropBatch | None, guidance_map: float,
+        guidance_crops: float,
+    ) -> GuidedConditions:  # fmt: skip
+        """Conditions of every guidance branch a pair of scales needs, computed once per batch.
+
+        Branches are (drop_map, drop_crops) pairs, full conditioning first; scales of 1 need
+        one branch only. Large-image synthesis calls this once per window batch.
+        """
+        den, device = self.denoiser, self._execution_device
         maps = as_maps(maps).to(device)
         B = maps.shape[0]
-        gens = self._generators(generator, B)
         use_crops = crops is not None and den.config.conditioning != "map"
         if use_crops and not isinstance(crops, CropBatch):
             place = den.config.conditioning == "map+crops-spatial"
             crops = make_crop_batch(crops, maps, den.canvas, den.config.max_crops, place=place)
-        cb = crops.to(device, dtype) if use_crops else None
-
-        # Branches: (drop_map, drop_crops); full conditioning first.
+        cb = crops.to(device, den.dtype) if use_crops else None
         branches = [(False, not use_crops)]
         if use_crops and (guidance_crops != 1 or guidance_map != 1):
             branches.append((False, True))
@@ -152,27 +197,22 @@ class HistoSynthPipeline(DiffusionPipeline):
         conds = den.conditions(
             maps.repeat(k, 1, 1), cb.repeat(k) if cb is not None else None, drop_map, drop_crops
         )
+        return GuidedConditions(maps, conds, k, use_crops)
 
-        f = den.config.downsample
-        shape = (den.config.latent_channels, maps.shape[1] // f, maps.shape[2] // f)
-        latents = self._noise(gens, B, shape, device, dtype) * self.scheduler.init_noise_sigma
-        with warnings.catch_warnings():
-            # diffusers' DPM-Solver calls np.array() on a torch tensor, which numpy 2 flags
-            # (torch's __array__ lacks `copy`); harmless, and not ours to change.
-            warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
-            self.scheduler.set_timesteps(num_inference_steps, device=device)
-        step_kwargs = self._step_kwargs(eta)
-        for t in self.progress_bar(self.scheduler.timesteps):
-            x = self.scheduler.scale_model_input(latents, t).repeat(k, 1, 1, 1)
-            out = den(x, t.expand(k * B), maps, conditions=conds).chunk(k)
-            eps = self._guide(out, use_crops, guidance_map, guidance_crops)
-            if self._needs_noise(eta):
-                step_kwargs["variance_noise"] = self._noise(gens, B, shape, device, dtype)
-            latents = self.scheduler.step(eps, t, latents, **step_kwargs).prev_sample
-
-        images = latents if output_type == "latent" else self._decode(latents, output_type)
-        self.maybe_free_model_hooks()
-        return HistoSynthPipelineOutput(images) if return_dict else (images,)
+    def guided_eps(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        gc: GuidedConditions,
+        guidance_map: float,
+        guidance_crops: float,
+    ) -> torch.Tensor:
+        """The guided prediction for scaled latents ``x`` (B, C, h, w) at timestep ``t``."""
+        B = x.shape[0]
+        out = self.denoiser(
+            x.repeat(gc.branches, 1, 1, 1), t.expand(gc.branches * B), gc.maps, conditions=gc.conditions
+        ).chunk(gc.branches)
+        return self._guide(out, gc.use_crops, guidance_map, guidance_crops)
 
     # ------------------------------------------------------------------------------ helpers
     @staticmethod

@@ -158,7 +158,7 @@ def synthesize_large(
     gen = torch_generator(item_seed(cfg.seed, "large-noise"), device=device)
     shape = (1, int(den.config.latent_channels), H, W)
     latents = torch.randn(shape, generator=gen, device=device) * pipe.scheduler.init_noise_sigma
-    pipe.scheduler.set_timesteps(cfg.steps, device=device)
+    pipe.set_timesteps(cfg.steps)
     from histosynth.progress import progress
 
     with torch.inference_mode():

@@ -1,0 +1,34 @@
+import json
+
+import numpy as np
+import pytest
+
+from histosynth.sample.crop_bank import CropBankConfig, build_crop_bank
+from histosynth.sample.large import LargeConfig, synthesize_large
+
+
+@pytest.mark.slow
+def test_large_image_is_a_pyramidal_slide_with_aligned_labels(tiny_checkpoint, tiny_dataset, tmp_path):
+    import openslide
+    import tifffile
+    from shapely.geometry import Point, shape
+
+    bank = build_crop_bank(tiny_dataset, tmp_path / "bank", CropBankConfig(split="all"))
+    cfg = LargeConfig(width=256, height=192, steps=2, sampler="ddim", fractions=(0, 0.4, 0.3, 0.3), window_batch=8)
+    res = synthesize_large(tiny_checkpoint, tmp_path / "big", cfg, bank.folder)
+    assert res["windows"] > 4 and np.isfinite(res["seam_score"])
+    with openslide.OpenSlide(res["image"]) as s:
+        assert s.dimensions == (256, 192) and s.level_count >= 1
+        assert float(s.properties["openslide.mpp-x"]) == pytest.approx(0.5, rel=1e-3)  # the data's mpp
+    with tifffile.TiffFile(res["labels"]) as tf:
+        label = tf.pages[0].asarray()
+    assert label.shape == (192, 256) and set(np.unique(label)) <= {1, 2, 3}
+    fc = json.loads((tmp_path / "big" / "regions.geojson").read_text())
+    geoms = {f["properties"]["classification"]["name"]: shape(f["geometry"]) for f in fc["features"]}
+    names = json.loads((tmp_path / "big" / "classes.json").read_text())["classes"]
+    for r, c in [(10, 10), (100, 200), (150, 40)]:  # the GeoJSON agrees with the label TIFF
+        name = next(n["name"] for n in names if n["id"] == label[r, c])
+        assert geoms[name].contains(Point(c + 0.5, r + 0.5))
+    again = synthesize_large(tiny_checkpoint, tmp_path / "big", cfg, bank.folder)
+    assert again == res  # complete: not redone
+    assert not list((tmp_path / "big").glob("_canvas*"))
