@@ -64,6 +64,21 @@ def _pseudo_sources(cluster_dir: str, k: int | None):
     return classes, sources, f"{ident}-k{k}"
 
 
+def _derived_sources(tiles_dir: str):
+    """Per-slide stain-derived label sources (computed inside each slide's work item)."""
+    import functools
+
+    from histosynth.artifacts import read_manifest
+    from histosynth.data.derived_labels import DERIVED_CLASSES, stain_label_source
+
+    slides = read_manifest(tiles_dir, "tiles").get("slides", {})
+    sources = {
+        s: functools.partial(stain_label_source, info["path"], info["slide_mpp"])
+        for s, info in slides.items()
+    }
+    return DERIVED_CLASSES, sources, "derived-stain-v1"
+
+
 @click.command("dataset")
 @click.argument("tiles", type=click.Path(exists=True, file_okay=False))
 @click.option(
@@ -89,6 +104,13 @@ def _pseudo_sources(cluster_dir: str, k: int | None):
     help="A cluster folder: label each tile by its cluster id instead of annotations.",
 )
 @click.option("--k", type=int, default=None, help="Number of clusters to use with --pseudo-maps.")
+@click.option(
+    "--derived",
+    type=click.Choice(["stain"]),
+    default=None,
+    help="Derive a two-class map from the slide itself (hematoxylin-dense epithelium vs stroma, by "
+    "colour deconvolution): a documented stand-in for expert annotations.",
+)
 @click.option("--fill", default=None, help="Class for tissue that no annotation covers ('none' to disable).")
 @click.option(
     "--min-fraction", type=float, default=None, help="Share of tissue a class needs to count [0.2]."
@@ -115,6 +137,7 @@ def command(
     classes,
     pseudo_maps,
     k,
+    derived,
     fill,
     min_fraction,
     max_per_slide,
@@ -141,8 +164,10 @@ def command(
     from histosynth.config import ConfigError
     from histosynth.data.build import DatasetConfig, build_dataset
 
-    if (annotations is None) == (pseudo_maps is None):
-        raise ConfigError("give either --annotations DIR (with --classes) or --pseudo-maps CLUSTER_DIR")
+    if sum(x is not None for x in (annotations, pseudo_maps, derived)) != 1:
+        raise ConfigError(
+            "give one label source: --annotations DIR (with --classes), --pseudo-maps CLUSTER_DIR or --derived stain"
+        )
     if annotations is not None and classes is None:
         raise ConfigError(
             "--annotations needs --classes (a classes.json file or a preset such as camelyon16)"
@@ -171,6 +196,8 @@ def command(
         class_map = scheme.classes
         if fill is None and config.fill is None and scheme.fill is not None:
             config = dataclasses.replace(config, fill=scheme.fill)
+    elif derived is not None:
+        class_map, sources, labels_id = _derived_sources(tiles)
     else:
         class_map, sources, labels_id = _pseudo_sources(pseudo_maps, k)
     if fill == "none":

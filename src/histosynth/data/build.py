@@ -144,6 +144,7 @@ def _plan_slide(
             "x0": x0[k],
             "y0": y0[k],
             "tissue": np.asarray(item["tissue"])[k],
+            "split": np.asarray(item["split"])[k],
             "homogeneous": sel.homogeneous,
             "bin": sel.bin,
         },
@@ -184,8 +185,14 @@ def _extract_chunk(
         ThreadPoolExecutor(2) as pool,
         open_slide(item["path"], mpp=item["slide_mpp"], reader=item["reader"]) as rd,
     ):
-        for x0, y0, tissue, hom, bin_ in zip(
-            item["x0"], item["y0"], item["tissue"], item["homogeneous"], item["bin"], strict=True
+        for x0, y0, tissue, hom, bin_, split in zip(
+            item["x0"],
+            item["y0"],
+            item["tissue"],
+            item["homogeneous"],
+            item["bin"],
+            item["split"],
+            strict=True,
         ):
             image = rd.read_at_mpp(x0, y0, size, mpp)
             label = src.label_region(x0, y0, size0, size)
@@ -194,7 +201,7 @@ def _extract_chunk(
                 label[(label == 0) & tissue_px] = fill_id
             comp = composition(np.bincount(label.ravel(), minlength=n)[:n])
             extra = dict(
-                split=item["split"],
+                split=split,
                 slide=slide,
                 x0=x0,
                 y0=y0,
@@ -311,7 +318,14 @@ def build_dataset(
     planned = plan.outputs()
     reader = tiles_manifest["config"].get("reader", "auto")
     chunks = _chunks(
-        [s for s in slides if s in planned], folder, groups, info, split_of, config.chunk, reader
+        [s for s in slides if s in planned],
+        folder,
+        groups,
+        info,
+        split_of,
+        config.chunk,
+        reader,
+        splits is not None,
     )
     max_b = float(tiles_manifest["config"].get("tissue", {}).get("max_brightness", 245.0))
     extract_kw = dict(folder=folder, config_id=out.id, classes=classes, fill_id=fill_id, max_brightness=max_b)
@@ -358,6 +372,7 @@ def _plan_item(g: Any, info: Mapping[str, Any]) -> dict[str, Any]:
         "x0": g["x0"].tolist(),
         "y0": g["y0"].tolist(),
         "tissue": g["tissue"].tolist(),
+        "split": g["split"].astype(str).tolist(),
         "size0": float(g["size0"].iloc[0]),
         "size": int(g["size"].iloc[0]),
         "info": info,
@@ -372,6 +387,7 @@ def _chunks(
     split_of: Mapping[str, str],
     chunk: int,
     reader: str,
+    forced: bool = False,
 ) -> list[tuple[str, dict[str, Any]]]:
     """Extraction work items: the planned patches of each slide, ``chunk`` at a time."""
     import pyarrow.parquet as pq
@@ -388,7 +404,6 @@ def _chunks(
             "size0": float(g["size0"].iloc[0]),
             "size": int(g["size"].iloc[0]),
             "mpp": mpp,
-            "split": split_of[s],
             "threshold": float(info[s]["threshold"]),
             "reader": reader,
             # the thumbnail pixel's footprint in patch pixels (see tissue_mask)
@@ -396,6 +411,9 @@ def _chunks(
         }
         for j, start in enumerate(range(0, len(plan["x0"]), chunk)):
             part = {k: v[start : start + chunk] for k, v in plan.items()}
+            # per-patch splits (region splits) unless a split file decides the slide's split
+            if forced or "split" not in part:
+                part["split"] = [split_of[s]] * len(part["x0"])
             out.append((f"{s}#{j:05d}", {**base, **part}))
     return out
 

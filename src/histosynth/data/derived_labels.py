@@ -22,7 +22,7 @@ import numpy as np
 
 from histosynth.data.classmap import ClassMap, TissueClass
 
-__all__ = ["DERIVED_CLASSES", "StainLabelSource", "derive_stain_labels"]
+__all__ = ["DERIVED_CLASSES", "StainLabelSource", "derive_stain_labels", "stain_label_source"]
 
 DERIVED_CLASSES = ClassMap(
     (
@@ -117,3 +117,11 @@ class StainLabelSource:
         vc = (cols >= 0) & (cols < self.grid.shape[1])
         out[np.ix_(vr, vc)] = self.grid[np.ix_(rows[vr], cols[vc])]
         return out
+
+
+def stain_label_source(path: str, slide_mpp: float | None = None, view_mpp: float = 2.0) -> StainLabelSource:
+    """Open a slide and derive its stain labels (picklable entry point for worker processes)."""
+    from histosynth.wsi import open_slide
+
+    with open_slide(path, mpp=slide_mpp) as reader:
+        return StainLabelSource.from_reader(reader, view_mpp=view_mpp)

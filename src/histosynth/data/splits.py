@@ -3,6 +3,12 @@
 Patches of one slide always share a split, so no slide leaks between training and testing.
 Slides are ordered by a hash of (seed, slide name) and cut by the split fractions, so the
 assignment depends only on the seed and the set of slide names, not on their order on disk.
+
+With one slide (the demo, a single in-house section) ``by = "region"`` splits by region
+instead: the slide is cut into square blocks of ``region_um`` µm, each patch belongs to the
+block holding its centre, and the blocks that hold patches are ordered by a hash of (seed,
+slide, block) and cut by the fractions. Use it with non-overlapping patches: overlapping ones
+on either side of a block border would share pixels across splits.
 """
 
 from __future__ import annotations
@@ -12,11 +18,14 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+import numpy as np
 
 from histosynth.config import ConfigError
 from histosynth.seeding import item_seed
 
-__all__ = ["SPLITS", "SplitConfig", "assign_splits", "read_split_file"]
+__all__ = ["SPLITS", "SplitConfig", "assign_splits", "read_split_file", "region_splits"]
 
 SPLITS = ("train", "val", "test")
 
@@ -32,12 +41,18 @@ class SplitConfig:
     file
         A CSV (``slide,split`` per line, header optional) or JSON (``{"slide": "split"}``)
         file; when given, it decides every slide's split.
+    by
+        ``"slide"`` (default) or ``"region"`` (blocks within each slide, see the module notes).
+    region_um
+        Block side for ``by = "region"``, in µm.
     """
 
     train: float = 0.7
     val: float = 0.15
     test: float = 0.15
     file: Path | None = None
+    by: Literal["slide", "region"] = "slide"
+    region_um: float = 250.0
 
     def __post_init__(self) -> None:
         shares = (self.train, self.val, self.test)
@@ -89,6 +104,45 @@ def assign_splits(
         out.update({s: split for s in order[start : start + k]})
         start += k
     return out
+
+
+def region_splits(
+    slide: str,
+    x0: np.ndarray,
+    y0: np.ndarray,
+    size0: float,
+    slide_mpp: float,
+    config: SplitConfig,
+    seed: int = 0,
+) -> tuple[list[str], np.ndarray]:
+    """Per-patch splits of one slide by blocks of ``config.region_um`` µm (see the module notes).
+
+    Returns
+    -------
+    splits, keep
+        The split of every patch, and a mask that drops patches reaching into a block of
+        another split, so that no pixel is shared between splits even when patches overlap.
+    """
+    block = config.region_um / slide_mpp  # level-0 px
+    x0, y0 = np.asarray(x0, float), np.asarray(y0, float)
+    bx = np.floor((x0 + size0 / 2) / block).astype(np.int64)
+    by = np.floor((y0 + size0 / 2) / block).astype(np.int64)
+    keys = list(zip(bx.tolist(), by.tolist(), strict=True))
+    order = sorted(set(keys), key=lambda k: item_seed(seed, "split", slide, f"{k[0]},{k[1]}"))
+    counts = _counts(len(order), (config.train, config.val, config.test))
+    of: dict[tuple[int, int], str] = {}
+    start = 0
+    for split, k in zip(SPLITS, counts, strict=True):
+        of.update({b: split for b in order[start : start + k]})
+        start += k
+    splits = [of[k] for k in keys]
+    keep = np.ones(len(keys), bool)
+    for i in range(len(keys)):
+        bx0, bx1 = int(x0[i] // block), int((x0[i] + size0 - 1e-6) // block)
+        by0, by1 = int(y0[i] // block), int((y0[i] + size0 - 1e-6) // block)
+        spanned = {of.get((a, b)) for a in range(bx0, bx1 + 1) for b in range(by0, by1 + 1)} - {None}
+        keep[i] = spanned == {splits[i]}
+    return splits, keep
 
 
 def read_split_file(path: str | Path) -> dict[str, str]:

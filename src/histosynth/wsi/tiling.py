@@ -173,6 +173,17 @@ def tile_slide(
             f"{path}: tissue found, but no {config.size} px patch at {config.mpp} µm/px "
             f"has {config.min_tissue:.0%} tissue"
         )
+    splits = [split] * len(x0)
+    if config.split.by == "region" and config.split.file is None:
+        from histosynth.data.splits import region_splits
+
+        splits, apart = region_splits(slide, x0, y0, geo.size0, slide_mpp, config.split, config.seed)
+        x0, y0, frac, splits = (
+            x0[apart],
+            y0[apart],
+            frac[apart],
+            [s for s, k in zip(splits, apart, strict=True) if k],
+        )
     n = len(x0)
     rows: dict[str, Any] = {
         "slide": [slide] * n,
@@ -184,7 +195,7 @@ def tile_slide(
         "mpp": np.full(n, config.mpp),
         "level": np.full(n, level, np.int64),
         "tissue": frac.astype(np.float64),
-        "split": [split] * n,
+        "split": splits,
         "slide_mpp": np.full(n, slide_mpp),
     }
     colors = None
