@@ -4,8 +4,9 @@ Both read the same patches of the same slide through :func:`histosynth.wsi.open_
 same sub-tiles, use the same encoder, batch size and DataLoader workers. The bare loop does
 nothing else; ``histosynth embed`` (:func:`run_embed`, what the command runs) also computes each
 sub-tile's tissue fraction, streams float16 features into the shard, writes the parquet index,
-the journal and the manifest, and shows its progress bar. Runs alternate between the two and
-the median of ``--repeats`` runs is reported. Goal: overhead ≤ 10 %.
+the journal and the manifest (and draws its progress bars unless ``HISTOSYNTH_PROGRESS=0``).
+Runs alternate between the two and the median of ``--repeats`` runs is reported.
+Goal: overhead ≤ 10 %.
 
     python benchmarks/bench_embed.py                     # writes results/embed.json
     python benchmarks/bench_embed.py --encoders handcrafted --repeats 5
@@ -139,6 +140,7 @@ def main() -> None:
         "benchmark": "embed", "slide": args.size, "patch": 256, "subtile": args.subtile, "batch": args.batch,
         "workers": args.workers, "repeats": args.repeats, "encoders": results,
         "goal": "histosynth embed overhead ≤ 10 % vs a bare DataLoader + model loop",
+        "progress_bars": os.environ.get("HISTOSYNTH_PROGRESS", "1") != "0",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "device": "cpu",
                     "load_average": os.getloadavg()},
     }  # fmt: skip

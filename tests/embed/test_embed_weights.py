@@ -137,7 +137,10 @@ def test_weights_of_another_architecture(tiny_spec, tmp_path):
     with pytest.raises(WeightsError, match="do not fit"):
         load_encoder(tiny_spec.name, weights=path)
     path.write_bytes(b"garbage")
-    with pytest.raises(WeightsError, match="safetensors"):
+    with pytest.raises(UnsafeFileError, match="not a valid safetensors"):
+        load_encoder(tiny_spec.name, weights=path)
+    path.write_bytes(b"\x80\x04pickled, whatever the name says")
+    with pytest.raises(UnsafeFileError, match="pickle"):
         load_encoder(tiny_spec.name, weights=path)
 
 

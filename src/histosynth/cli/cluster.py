@@ -29,12 +29,17 @@ def _levels(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
 @click.option("--seed", type=int, default=None, help="k-means seed; default 0.")
 @click.option("--model", "model", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Apply this model.npz (from an earlier run) instead of fitting.")  # fmt: skip
-@click.option("--truth-masks", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Folder of <slide>.labels.png + classes.json: report purity against them.")  # fmt: skip
+@click.option(
+    "--annotations",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Per-slide annotations (as for `tile`/`dataset`): the report measures purity against them.",
+)
+@click.option("--classes", default=None, help="classes.json or a preset, for --annotations.")  # fmt: skip
 @click.option("--no-report", is_flag=True, help="Skip the HTML report.")
 @click.option("--overwrite", is_flag=True, help="Replace an output folder that holds another artefact.")
 @config_options(["flat", "hierarchical", "small"])
-def command(embeddings: str, out: str, model: str | None, truth_masks: str | None, no_report: bool,
+def command(embeddings: str, out: str, model: str | None, annotations: str | None, classes: str | None, no_report: bool,
             overwrite: bool, preset: str | None, config_file: str | None, overrides: tuple[str, ...],
             **values: object) -> None:  # fmt: skip
     """Cluster the sub-tile embeddings in EMBEDDINGS into tissue types and paint pseudo-maps.
@@ -42,7 +47,8 @@ def command(embeddings: str, out: str, model: str | None, truth_masks: str | Non
     Fits faiss k-means (seeded) on a diversity-aware sample of at most --per-slide vectors per
     slide and applies it to all; --levels adds nested coarser maps. Writes model.npz (reusable
     on new slides with --model), per-slide label grids for `histosynth dataset --pseudo-maps`,
-    and report/index.html (mosaics, sizes, silhouette, stability across seeds, purity).
+    and report/index.html (mosaics, sizes, silhouette, stability across seeds, and purity against
+    --annotations when given).
     """
     from histosynth.cli.options import resolve
     from histosynth.cluster.stage import ClusterConfig, run_cluster
@@ -50,7 +56,9 @@ def command(embeddings: str, out: str, model: str | None, truth_masks: str | Non
     if no_report:
         values["report"] = {"enabled": False}
     cfg = resolve(ClusterConfig, preset, config_file, overrides, **values)
-    truth = _truth(embeddings, truth_masks) if truth_masks else None
+    if (annotations is None) != (classes is None):
+        raise click.UsageError("--annotations and --classes go together")
+    truth = _truth(embeddings, annotations, classes) if annotations else None
     manifest = run_cluster(embeddings, out, cfg, model=model, truth=truth, overwrite=overwrite)
     c = manifest["counts"]
     click.echo(f"{out}: {c['vectors']} sub-tiles of {c['slides']} slides clustered at k = {manifest['levels']} "
@@ -61,12 +69,27 @@ def command(embeddings: str, out: str, model: str | None, truth_masks: str | Non
         click.echo(f"  failed: {slide}: {reason}", err=True)
 
 
-def _truth(embeddings: str, folder: str) -> dict:
-    from histosynth.cluster.truth import load_truth_masks
+def _truth(embeddings: str, folder: str, classes: str) -> dict:
+    """Label sources of the slides that have an annotation file in ``folder``."""
     from histosynth.embed.store import EmbeddingStore
     from histosynth.embed.subtiles import default_opener
+    from histosynth.wsi.label_sources import find_annotation, load_label_source
+    from histosynth.wsi.schemes import load_scheme
 
+    scheme = load_scheme(classes)
     store = EmbeddingStore(embeddings)
-    first = {s: store.slide_index(s).iloc[0] for s in store.slides}
-    slides = {s: (str(r.slide_path), float(r.slide_mpp)) for s, r in first.items()}
-    return load_truth_masks(folder, slides, default_opener)
+    out = {}
+    for slide in store.slides:
+        path = find_annotation(folder, slide)
+        if path is None:
+            continue
+        first = store.slide_index(slide).iloc[0]
+        reader = default_opener(str(first.slide_path), float(first.slide_mpp))
+        try:
+            size = reader.dimensions
+        finally:
+            reader.close()
+        out[slide] = load_label_source(path, scheme, size)
+    if not out:
+        raise click.UsageError(f"{folder}: no annotation file matches any slide of {embeddings}")
+    return out

@@ -1,7 +1,7 @@
-"""A small CNN for 64×64 sub-tiles: as a seeded random-init baseline, and as the backbone that
-:mod:`histosynth.embed.ssl` trains self-supervised on the user's own tiles.
+"""A small CNN for sub-tiles: a seeded random-init baseline (at 64 px), and the backbone that
+:mod:`histosynth.embed.ssl` trains self-supervised on the user's own tiles (at 32 px).
 
-The network (about 0.4 M parameters, 25 M multiply-adds per 64×64 image) is four stride-2
+The network (about 0.65 M parameters, 25 M multiply-adds per 64×64 image) is four stride-2
 stages; its features concatenate the global average of every stage (24 + 48 + 96 + 192 = 360),
 so colour (early stages) and tissue architecture (late stages) both reach the clusters. That
 multi-scale pooling is also what makes random-init features useful at all.
@@ -14,10 +14,11 @@ from typing import Any
 
 from histosynth.embed.encoders import TorchEncoder
 
-__all__ = ["ARCH_VERSION", "WIDTHS", "build_random", "build_ssl", "tiny_cnn"]
+__all__ = ["ARCH_VERSION", "SSL_SIZE", "WIDTHS", "build_random", "build_ssl", "tiny_cnn"]
 
 WIDTHS = (24, 48, 96, 192)
 ARCH_VERSION = "tinycnn-v1"
+SSL_SIZE = 32  # ssl-tiny trains and encodes at this side (CPU-friendly; see ssl.py)
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.25, 0.25, 0.25)
 

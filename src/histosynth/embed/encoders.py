@@ -251,7 +251,7 @@ _register(
     EncoderSpec(
         "ssl-tiny",
         360,
-        64,
+        32,
         f"{_B}.cnn:build_ssl",
         weights="optional",
         weight_file="ssl-tiny.safetensors",

@@ -59,11 +59,14 @@ def tissue_fraction(images: np.ndarray) -> np.ndarray:
     """Fraction of tissue pixels per image: coloured (chroma > 0.06) or darker than glass (grey < 0.8).
 
     A fixed rule rather than Otsu, so a sub-tile's answer does not depend on its neighbours.
+    Channel-wise arithmetic: a reduction over the 3-long last axis is several times slower.
     """
-    x = np.asarray(images, np.float32) / 255.0
-    chroma = x.max(-1) - x.min(-1)
-    grey = x @ np.array([0.299, 0.587, 0.114], np.float32)
-    return ((chroma > 0.06) | (grey < 0.8)).mean(axis=(1, 2)).astype(np.float32)
+    x = np.asarray(images)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    chroma = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)  # uint8, no overflow
+    grey = r * np.float32(0.299) + g * np.float32(0.587) + b * np.float32(0.114)
+    tissue = (chroma > 0.06 * 255) | (grey < np.float32(0.8 * 255))
+    return tissue.mean(axis=(1, 2), dtype=np.float32)
 
 
 def _resize(images: np.ndarray) -> Any:

@@ -7,8 +7,10 @@ has no canonical orientation), stain jitter in optical-density space (scanner an
 variation), mild brightness/contrast changes and blur. Colour is perturbed only gently because
 it carries much of the tissue-type signal that clustering needs.
 
-A few thousand 64×64 sub-tiles and a few hundred steps train in minutes on a laptop CPU; the
-weights are written as safetensors with the training settings in the file's metadata.
+Images are seen at 32×32 (sub-tiles are resized; at 0.5 µm/px a 64-px sub-tile becomes 1 µm/px,
+where nuclei still span several pixels), which makes a few thousand images and a couple of
+hundred steps train in a few minutes on a laptop CPU. The weights are written as safetensors
+with the training settings in the file's metadata.
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ class SSLConfig:
     """
 
     images: int = 4096
-    steps: int = 300
-    batch_size: int = 256
+    steps: int = 200
+    batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 1e-4
     temperature: float = 0.2
@@ -129,13 +131,16 @@ def fit_ssl(
     from torch import nn
 
     from histosynth.artifacts import atomic_write_bytes
-    from histosynth.embed.cnn import ARCH_VERSION, MEAN, STD, WIDTHS, tiny_cnn
+    from histosynth.embed.cnn import ARCH_VERSION, MEAN, SSL_SIZE, STD, WIDTHS, tiny_cnn
     from histosynth.progress import progress
 
     start = time.perf_counter()
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
-    if x.shape[-1] != 64:
-        x = F.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False, antialias=x.shape[-1] > 64)
+    size = SSL_SIZE
+    if x.shape[-1] != size:
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", align_corners=False, antialias=x.shape[-1] > size
+        )
     mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)

@@ -63,7 +63,7 @@ def read_tiles(folder: str | Path) -> tuple[Any, str]:
 
     path = Path(folder)
     if path.is_dir():
-        manifest = read_manifest(path)
+        manifest = read_manifest(path, "tiles")
         table = path / "tiles.parquet"
         tiles_id = str(manifest.get("id"))
     else:  # a bare table: its content hash stands in for an artefact id
