@@ -3,14 +3,16 @@
 For each preset, in fresh processes (so each peak RSS is its own):
 
 - ``train``: the real :func:`histosynth.train.train` on a patch dataset (data preparation in
-  the training process, ``data.workers=0``: the strict case), one stats line per step; its
-  peak RSS is the preset's memory figure and its data time what loading costs in-process;
-- ``paired``: the same run with the preset's DataLoader workers, with one step of a *bare diffusers loop* after every training
+  the training process, ``data.workers=0``: the strict case, and the faster one on a small
+  shared CPU), one stats line per step; its peak RSS is the preset's memory figure;
+- ``paired``: the same run, with one step of a *bare diffusers loop* after every training
   step (through the training callback, outside the timed step): the same UNet
   (``UNet2DConditionModel``), the same batch and the same conditioning tensors (computed once,
   then fixed), ``DDPMScheduler.add_noise``, L1 loss and AdamW, nothing else.
 
-Overhead = median over steps of (train step / the bare step right after it) − 1. Pairing
+Overhead = median over steps of (train step / the bare step right after it) − 1. A second
+figure compares with a bare loop that also encodes the batch with the codec every step, as
+diffusers' own training examples do (it differs only for the KL codecs). Pairing
 steps keeps the comparison fair on a CPU shared with other work. The overhead holds all that
 ``train`` adds: data preparation (crops), codec encoding, the conditioning encoders (map
 embedding, crop CNN) forward and backward, dropout draws, gradient clipping, EMA and logging.
@@ -52,15 +54,13 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _config(preset: str, batch: int, steps: int, threads: int, codec_dir: Path, workers: int | None = 0):
+def _config(preset: str, batch: int, steps: int, threads: int, codec_dir: Path):
     from histosynth.config import build_config
     from histosynth.train.config import TrainConfig
 
     over = [f"optim.batch_size={batch}", f"run.steps={steps}", "run.log_every=1", "run.sample_every=0",
             "run.sample_steps=1", "run.grid_rows=1", f"run.checkpoint_every={10**9}",
-            f"run.threads={threads}", "run.mixed_precision=no"]  # fmt: skip
-    if workers is not None:
-        over.append(f"data.workers={workers}")
+            f"run.threads={threads}", "run.mixed_precision=no", "data.workers=0"]  # fmt: skip
     if preset in ("paper", "large"):  # an untrained KL codec of the preset's shape times the same
         over += [f"model.codec={codec_dir}", "model.measure_scale=false"]
     return build_config(TrainConfig, preset=preset, overrides=over)
@@ -105,6 +105,14 @@ def bare_loop(preset: str, data: str, threads: int, work: Path):
     sched = DDPMScheduler(**schedule_of(cfg).scheduler_config())
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.optim.lr)
 
+    kl = hasattr(codec, "encoder")
+
+    def encode() -> float:  # what a loop that encodes each step (as diffusers' examples do) adds
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            codec.encode_latents(b.images, generator=torch.Generator().manual_seed(0) if kl else None)
+        return time.perf_counter() - t0
+
     def step() -> float:
         t0 = time.perf_counter()
         t = torch.randint(0, sched.config.num_train_timesteps, (batch,))
@@ -118,7 +126,7 @@ def bare_loop(preset: str, data: str, threads: int, work: Path):
         opt.zero_grad(set_to_none=True)
         return time.perf_counter() - t0
 
-    return step
+    return step, encode
 
 
 def run_train(preset: str, data: str, threads: int, work: Path, paired: bool = False) -> dict:
@@ -126,22 +134,20 @@ def run_train(preset: str, data: str, threads: int, work: Path, paired: bool = F
     from histosynth.train import train
 
     batch, n, warm, _ = CPU_PLAN[preset]
-    # Strict run: data prepared in the training process; paired run: the preset's workers.
-    cfg = _config(
-        preset,
-        batch,
-        warm + n,
-        threads,
-        _codec_dir(preset, work),
-        int(os.environ.get("W", "0")) if paired else 0,
-    )
+    cfg = _config(preset, batch, warm + n, threads, _codec_dir(preset, work))
     bare_times: list[float] = []
-    bare_step = bare_loop(preset, data, threads, work) if paired else None
+    enc_times: list[float] = []
+    bare_step, encode = bare_loop(preset, data, threads, work) if paired else (None, None)
+
+    def pair(step: int) -> None:
+        bare_times.append(bare_step())
+        enc_times.append(encode())
+
     base = _rss_mb()
     folder = work / f"run-{preset}-{'paired' if paired else 'train'}"
     shutil.rmtree(folder, ignore_errors=True)  # a fresh run each time
     train(cfg, data, folder, show_progress=False,
-          callback=(lambda s: bare_times.append(bare_step())) if paired else None)  # fmt: skip
+          callback=pair if paired else None)  # fmt: skip
     rows = [json.loads(ln) for ln in (folder / "stats.jsonl").read_text().splitlines()]
     steps = [r["step_time"] for r in rows[warm:]]
     out = {
@@ -158,6 +164,11 @@ def run_train(preset: str, data: str, threads: int, work: Path, paired: bool = F
         out["bare_step_s_all"] = bare
         out["bare_step_s_median"] = statistics.median(bare)
         out["paired_ratio_median"] = statistics.median(t / b for t, b in zip(steps, bare, strict=True))
+        enc = enc_times[warm:]
+        out["encode_s_all"] = enc
+        out["paired_ratio_vs_encoding_loop"] = statistics.median(
+            t / (b + e) for t, b, e in zip(steps, bare, enc, strict=True)
+        )
     return out
 
 
@@ -223,6 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--work", default=None)
+    ap.add_argument("--merge", action="store_true", help="Update these presets in an existing --out file.")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_train_"))
@@ -251,8 +263,9 @@ def main(argv: list[str] | None = None) -> None:
         entry["train"] = _child("train", preset, data, args.threads, str(work))
         if compare:
             pair = _child("paired", preset, data, args.threads, str(work))
-            entry["paired"] = {k: v for k, v in pair.items() if "step" in k or "ratio" in k}
+            entry["paired"] = {k: v for k, v in pair.items() if "step" in k or "ratio" in k or "encode" in k}
             entry["overhead_pct"] = 100 * (pair["paired_ratio_median"] - 1)
+            entry["overhead_vs_encoding_loop_pct"] = 100 * (pair["paired_ratio_vs_encoding_loop"] - 1)
             entry["data_share_pct"] = 100 * pair["data_s_median"] / pair["step_s_median"]
         if preset in ("paper", "large"):  # the CPU presets are launch-bound on a GPU: no FLOP model
             entry["gpu_estimate"] = gpu_estimate(preset)
@@ -260,6 +273,11 @@ def main(argv: list[str] | None = None) -> None:
         print(preset, json.dumps({k: v for k, v in entry.items() if k in ("overhead_pct", "data_share_pct")}),
               f"train {entry['train']['step_s_median']:.3f} s/step", flush=True)  # fmt: skip
     report["machine"]["load_avg_end"] = os.getloadavg()
+    if args.merge and Path(args.out).is_file():
+        old = json.loads(Path(args.out).read_text())
+        old["presets"].update(report["presets"])
+        old.setdefault("reruns", []).append({"presets": args.presets, "machine": report["machine"]})
+        report = old
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -57,7 +57,7 @@ def tiny_dataset(tmp_path_factory):
     return write_tiny_dataset(tmp_path_factory.mktemp("tiny") / "ds")
 
 
-TINY_TRAIN = ["run.steps=2", "model.backbone=test", "optim.batch_size=4", "run.sample_every=0",
+TINY_TRAIN = ["run.steps=2", "model.backbone=test", "model.codec=identity-p2", "optim.batch_size=4", "run.sample_every=0",
               "run.sample_steps=2", "run.grid_rows=2"]  # fmt: skip
 
 

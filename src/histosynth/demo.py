@@ -47,6 +47,7 @@ class DemoPlan:
     guidance_map: float = 1.0
     guidance_crops: float = 1.5
     clusters: int = 6
+    segmenter_steps: int = 25
     fixed_minutes: float = 4.0  # tiling, datasets, embedding, sampling, evaluation, report
     seed: int = 0
     variants: tuple[str, ...] = field(default=tuple(VARIANTS))
@@ -114,7 +115,10 @@ def run_demo(out: str | Path, plan: DemoPlan = DemoPlan(), echo: Callable[[str],
              "--sampler", plan.sampler, "--steps", s(plan.sample_steps), "--guidance-map", s(plan.guidance_map),
              "--guidance-crops", s(plan.guidance_crops), "--seed", s(plan.seed), "--batch-size", "16")  # fmt: skip
     ev = out / "evaluation"
-    args = ["evaluate", "--real", s(real), "--out", s(ev), "--preset", "cpu"]
+    # The cpu preset's segmentation protocol, cut to the demo's budget: one seed, one mix.
+    args = ["evaluate", "--real", s(real), "--out", s(ev), "--preset", "cpu", "--set", "tstr.seeds=1",
+            "--set", "tstr.mixes=[1.0]", "--set", f"tstr.segmenter.steps={plan.segmenter_steps}",
+            "--set", f"tstr.segmenter.crop={plan.size}", "--set", "tstr.segmenter.decoder_channels=32"]  # fmt: skip
     for name in plan.variants:
         args += ["--synthetic", f"{name}={syn[name]}"]
     for det in DETECTORS:

@@ -8,11 +8,11 @@ import torch
 
 
 def tiny_denoiser(conditioning: str = "map+crops-tokens", num_classes: int = 3, seed: int = 0):
-    """The ``test`` backbone on 32 px images with the identity-p4 codec's latents (48 × 8 × 8)."""
+    """The ``test`` backbone on 32 px images with the identity-p2 codec's latents (12 × 16 × 16)."""
     from histosynth.diffusion.denoiser import build_denoiser
 
     torch.manual_seed(seed)
-    return build_denoiser("test", conditioning, num_classes, 32, 48, 4).eval()
+    return build_denoiser("test", conditioning, num_classes, 32, 12, 2).eval()
 
 
 def tiny_inputs(batch: int = 3, seed: int = 0):

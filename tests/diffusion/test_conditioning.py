@@ -27,13 +27,21 @@ def test_shapes_null_token_and_map_dropout(name, make_denoiser, make_inputs):
     maps, crops = make_inputs()
     cb = make_crop_batch(crops, maps, den.canvas)
     c = _conds(den, maps, cb)
-    assert c.spatial.shape == (3, den.cond.spatial_channels, 8, 8)
+    assert c.spatial.shape == (3, den.cond.spatial_channels, 16, 16)
     assert c.tokens.shape[:2] == c.mask.shape and c.tokens.shape[-1] == 32 and c.mask[:, 0].all()
     dropped = _conds(den, maps, cb, drop_map=torch.tensor([True, False, False]))
     assert not torch.allclose(dropped.spatial[0], c.spatial[0])
     torch.testing.assert_close(dropped.spatial[1:], c.spatial[1:])
     with pytest.raises(ValueError, match="class ids"):
         den.conditions(maps + 5, cb)
+
+
+def test_a_backbone_narrower_than_the_latent_is_refused():
+    from histosynth.diffusion.denoiser import build_denoiser
+
+    with pytest.raises(ValueError, match="latent channels"):
+        build_denoiser("cpu-tiny", "map", 3, 32, 192, 4)  # 96 channels cannot carry 192
+    build_denoiser("test", "map", 3, 32, 48, 4)  # the mechanics-only backbone is exempt
 
 
 def test_map_variant_ignores_crops(make_denoiser, make_inputs):

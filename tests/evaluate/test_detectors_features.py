@@ -91,10 +91,33 @@ def test_extract_streams_caches_and_never_reuses_other_keys(toy, tmp_path):
     assert cache.get(cache_key(images, det)) is None
 
 
-def test_png_only(toy, tmp_path):
+def test_png_only_and_every_png_flavour_reads_as_rgb(toy, tmp_path):
     from PIL import Image
+
+    from histosynth.evaluate.features import read_png_rgb
 
     Image.fromarray(toy["images"][0]).save(tmp_path / "a.png", format="JPEG")
     s = ImageSet("x", tmp_path, ("a", "b"), ("a.png", "a.png"))
     with pytest.raises(ValueError, match="PNG images only"):
         s.load(0)
+    rgb = toy["images"][0]
+    for mode in ("RGB", "RGBA", "L", "P"):
+        im = Image.fromarray(rgb).convert(mode)
+        im.save(tmp_path / f"{mode}.png")
+        got = read_png_rgb(tmp_path / f"{mode}.png")
+        assert got.shape == rgb.shape and got.dtype == np.uint8
+        np.testing.assert_array_equal(got, np.asarray(im.convert("RGB")))
+
+
+def test_embedding_encoders_are_detectors(toy):
+    det = build_detector("handcrafted")
+    assert det.identity["identity"] == "handcrafted-v1" and det.identity["name"] == "handcrafted"
+    assert "weights" not in det.identity  # a path would split the cache for the same weights
+    assert (
+        det.input_dtype == "uint8"
+        and det.input_size == 64
+        and {"handcrafted", "random-init-cnn"} <= set(detector_names())
+    )
+    f = det.features(toy["images"][:3].astype(np.float32) + 0.4)  # rounded to the same uint8 pixels
+    np.testing.assert_array_equal(f, det.features(toy["images"][:3].astype(np.float32)))
+    assert f.shape == (3, det.dim)

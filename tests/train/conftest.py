@@ -39,6 +39,12 @@ def tiny_dataset(tmp_path_factory):
     return write_tiny_dataset(tmp_path_factory.mktemp("data") / "tiny")
 
 
+@pytest.fixture
+def make_dataset():
+    """``make_dataset(folder, n=..., size=..., n_classes=..., seed=...)``: another tiny dataset."""
+    return write_tiny_dataset
+
+
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
     """Tiny models run fastest on one thread, and a shared CI box does not oversubscribe."""

@@ -19,7 +19,7 @@ from histosynth.train.loop import train
 
 CONDITIONINGS = ["map", "map+crops-spatial", "map+crops-tokens"]
 TINY = [
-    "model.backbone=test", "model.codec=identity-p4", "data.image_size=32", "optim.batch_size=4",
+    "model.backbone=test", "model.codec=identity-p2", "data.image_size=32", "optim.batch_size=4",
     "optim.warmup_steps=5", "optim.lr=1e-3", "run.log_every=5", "run.sample_every=0", "run.sample_steps=2",
     "run.grid_rows=2", "data.workers=0",
 ]  # fmt: skip
@@ -37,7 +37,7 @@ def _fixed_batch(dataset, size=32, n=8):
 @pytest.mark.parametrize("conditioning", CONDITIONINGS)
 def test_each_variant_learns_and_uses_its_conditioning(conditioning, tiny_dataset):
     batch = _fixed_batch(tiny_dataset)
-    codec = load_codec("identity-p4")
+    codec = load_codec("identity-p2")
     measure_scale(codec, [batch.images])
     x0 = codec.encode_latents(batch.images)
     torch.manual_seed(0)
@@ -151,3 +151,15 @@ def test_presets_and_cli_choices_agree():
     for name in cli_train.PRESETS:
         cfg = build_config(TrainConfig, preset=name)
         assert cfg.model.backbone in BACKBONES
+
+
+def test_curriculum_and_accumulation_run(tmp_path, make_dataset):
+    ds = make_dataset(tmp_path / "ds", n=6, seed=3)
+    (ds / "hierarchy.json").write_text(json.dumps({"levels": {"2": [0, 1, 1]}}))
+    cfg = _cfg("run.steps=4", "data.curriculum=[[2, 2], [3, 0]]", "optim.grad_accum=2", "run.log_every=1")
+    res = train(cfg, ds, tmp_path / "run", show_progress=False)
+    assert res.finished
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["num_classes"] == 5  # 3 fine ids + 2 coarse ones for the first stage
+    pipe = HistoSynthPipeline.from_pretrained(tmp_path / "run" / "model")
+    assert pipe.denoiser.config.num_classes == 5

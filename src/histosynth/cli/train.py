@@ -44,7 +44,9 @@ def command(dataset: str, out: str, preset: str | None, config_file: str | None,
             backbone: str | None, conditioning: str | None, codec: str | None, steps: int | None,
             batch_size: int | None, lr: float | None, seed: int | None, mixed_precision: str | None,
             max_minutes: float | None, workers: int | None, threads: int | None, overwrite: bool) -> None:  # fmt: skip
-    """Train on DATASET (a patch dataset folder) into OUT; re-running the same command resumes.
+    """Train on DATASET (a patch dataset folder) into OUT (default preset: cpu-tiny).
+
+    Re-running the same command resumes; with more --steps it extends a finished run.
 
     Several GPUs: `accelerate launch -m histosynth train ...`. OUT/model is the final pipeline
     (HistoSynthPipeline.from_pretrained), OUT/samples the sample grids, OUT/stats.jsonl the log.

@@ -9,14 +9,20 @@ conditioning encoders. The UNet's spatial size follows from the image size and t
  preset      image   UNet channels          blocks  attn  notes
 ==========  ======  =====================  ======  ====  ==========================
  test        any     16, 32                  1      2     unit tests, seconds
- cpu-tiny    64      32, 64, 128             1      2,3   learns in minutes on 2 cores
- cpu-small   128     64, 128, 256            2      2,3   an hour-scale CPU run
+ cpu-tiny    64      96, 128, 128            1      2,3   learns in minutes on 2 cores
+ cpu-small   128     64, 128, 256            2      2,3   a many-core CPU, overnight
  paper       256     128, 512, 1024          2      2,3   the paper's UNet (128 × 1/4/8)
  large       256     192, 384, 768, 768      2      2-4   a bigger GPU model
 ==========  ======  =====================  ======  ====  ==========================
 
 "attn" lists the levels (1 = full latent resolution) whose blocks carry self- and
 cross-attention (a ``Transformer2DModel``); heads are ``channels // head_dim``.
+
+The first level must be wider than the latent has channels: every path through the UNet
+starts with its ``conv_in`` to that width, so a narrower one cannot even represent the
+noise it must predict (the identity-p4 codec's 48 channels need more than 48; the cpu
+presets' 96 and 64 are chosen for it). :func:`~histosynth.diffusion.denoiser.build_denoiser`
+refuses a narrower one, except for ``test``, which exercises the mechanics and need not learn.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ BACKBONES: dict[str, dict[str, Any]] = {
         "conditioning": {"map_embed_dim": 8, "map_channels": 4, "crop_widths": (8, 16), "crop_grid": 2},
     },
     "cpu-tiny": {
-        "block_out_channels": (32, 64, 128), "layers_per_block": 1, "attention": (False, True, True),
+        "block_out_channels": (96, 128, 128), "layers_per_block": 1, "attention": (False, True, True),
         "head_dim": 32, "cross_attention_dim": 128, "norm_num_groups": 8,
         "conditioning": {"map_embed_dim": 16, "map_channels": 8, "crop_widths": (16, 32, 64), "crop_grid": 2},
     },

@@ -149,6 +149,13 @@ def build_denoiser(
     """A fresh denoiser from a backbone preset in :data:`~histosynth.diffusion.backbones.BACKBONES`."""
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose from {list(BACKBONES)}")
+    width = BACKBONES[backbone]["block_out_channels"][0]
+    if width <= latent_channels and backbone != "test":  # `test` checks mechanics, it need not learn
+        raise ValueError(
+            f"backbone {backbone!r} starts with {width} channels, not more than the codec's {latent_channels} "
+            "latent channels: it could not represent the noise it predicts; use a wider backbone or a codec "
+            "with fewer channels (e.g. identity-p2, or a KL codec)"
+        )
     cond_kwargs = dict(BACKBONES[backbone]["conditioning"])
     if conditioning != "map+crops-tokens":
         cond_kwargs = {}

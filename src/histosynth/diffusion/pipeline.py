@@ -45,7 +45,7 @@ __all__ = ["SAMPLERS", "GuidedConditions", "HistoSynthPipeline", "HistoSynthPipe
 
 # name -> (scheduler class, extra config); the paper's sampler is DDIM.
 SAMPLERS: dict[str, tuple[type, dict[str, Any]]] = {
-    "ddim": (DDIMScheduler, {"clip_sample": False, "set_alpha_to_one": False}),
+    "ddim": (DDIMScheduler, {"clip_sample": False, "set_alpha_to_one": True}),  # last step: the x0 estimate
     "dpm++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
     "dpm++-sde": (DPMSolverMultistepScheduler, {"algorithm_type": "sde-dpmsolver++", "solver_order": 2}),
     "unipc": (UniPCMultistepScheduler, {}),

@@ -25,11 +25,11 @@ class SegmenterConfig:
     """
 
     encoder: str = "resnet18"
-    encoder_depth: int = 5
-    decoder_channels: int = 64
+    encoder_depth: int = 4
+    decoder_channels: int = 32
     crop: int = 128
     batch_size: int = 8
-    steps: int = 200
+    steps: int = 150
     lr: float = 1e-3
     weight_decay: float = 1e-4
     augment: bool = True
@@ -136,11 +136,11 @@ class EvaluateConfig:
 
 _TSTR_PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {"enabled": True, "mixes": [0.5, 1.0], "seeds": 2,
-            "segmenter": {"encoder": "resnet18", "encoder_depth": 5, "decoder_channels": 64, "crop": 128,
-                          "batch_size": 8, "steps": 200, "lr": 1e-3, "workers": 0}},
+            "segmenter": {"encoder": "resnet18", "encoder_depth": 4, "decoder_channels": 32, "crop": 128,
+                          "batch_size": 8, "steps": 150, "lr": 1e-3, "workers": 0}},
     "gpu": {"enabled": True, "mixes": [0.25, 0.5, 1.0, 2.0], "seeds": 3,
             "segmenter": {"encoder": "resnet50", "encoder_depth": 5, "decoder_channels": 256, "crop": 256,
-                          "batch_size": 16, "steps": 10000, "lr": 3e-4, "workers": 8}},
+                          "batch_size": 16, "steps": 5000, "lr": 3e-4, "workers": 8}},
 }  # fmt: skip
 register_presets(TSTRConfig, _TSTR_PRESETS)
 register_presets(

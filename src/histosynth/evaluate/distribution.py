@@ -36,7 +36,9 @@ def distribution_metrics(
     out: dict[str, Any] = {"n_real": len(real.features), "n_synthetic": len(fake.features)}
     out["fd"] = fd_between(real, fake, root)
     if cfg.bootstrap > 0:
-        lo, hi, _ = bootstrap_fd(real.features, fake.features, cfg.bootstrap, cfg.seed, cfg.ci_level)
+        lo, hi, _ = bootstrap_fd(
+            real.features, fake.features, cfg.bootstrap, cfg.seed, cfg.ci_level, out["fd"]
+        )
         out["fd_ci_low"], out["fd_ci_high"] = lo, hi
     mean, std, m = kid(real.features, fake.features, cfg.kid_subsets, cfg.kid_subset_size, cfg.seed)
     out.update({"kid": mean, "kid_std": std, "kid_subset_size": m})

@@ -50,14 +50,19 @@ def load_inception_v3(weights: str | Path, device: str = "cpu"):
         raise ValueError(f"{weights}: not a torchvision inception_v3 state dict ({first[:200]})") from None
     model.fc = torch.nn.Identity()
     model.AuxLogits = None  # never run in eval mode; dropping it frees its parameters
-    return model.eval().to(device), file_sha256(weights)
+    # channels-last: oneDNN's convolutions run about twice as fast on CPU in NHWC, which is also
+    # the layout images arrive in (no transposing copy).
+    return model.eval().to(device, memory_format=torch.channels_last), file_sha256(weights)
 
 
 def inception_features(model, images: np.ndarray, device: str = "cpu") -> np.ndarray:
     """(N, 2048) float32 features of float images (N, 299, 299, 3) with values 0..255."""
     import torch
 
-    x = torch.from_numpy(np.array(images, np.float32)).permute(0, 3, 1, 2)
+    x = np.asarray(images, np.float32)
+    x = torch.from_numpy(x if x.flags.writeable else x.copy()).permute(
+        0, 3, 1, 2
+    )  # an NHWC (channels-last) view
     with torch.inference_mode():
         x = x.to(device) / 127.5 - 1.0
         return model(x).float().cpu().numpy()

@@ -102,7 +102,9 @@ def bar_chart(
     ticks = _ticks(min(0.0, min(nums, default=0.0)), top)
     legend_w = 12 + 7 * max((len(s) for s in series), default=0)
     long = max((len(g) for g in groups), default=0)
-    bottom = 40 if long * 6.5 * len(groups) < width - legend_w - 70 else int(20 + 3.5 * long)
+    # Group labels wider than their slot are slanted; the plot gives up height for them.
+    slant = long * 6.5 > (width - legend_w - 80) / max(len(groups), 1)
+    bottom = int(28 + 3.4 * long) if slant else 40
     fr = _Frame(
         width, height, (0, max(len(groups), 1)), (ticks[0], ticks[-1]), right=legend_w + 16, bottom=bottom
     )
@@ -111,9 +113,14 @@ def bar_chart(
     bw = slot * 0.8 / max(len(series), 1)
     for gi, g in enumerate(groups):
         gx = fr.x0 + gi * slot + slot * 0.1
-        body.append(
-            f'<text x="{gx + slot * 0.4:.1f}" y="{fr.y0 + 14}" text-anchor="middle" {_FONT}>{escape(g)}</text>'
-        )
+        lx = gx + slot * 0.4
+        if slant:
+            body.append(f'<text transform="translate({lx:.1f} {fr.y0 + 10}) rotate(-35)" text-anchor="end" '
+                        f"{_FONT}>{escape(g)}</text>")  # fmt: skip
+        else:
+            body.append(
+                f'<text x="{lx:.1f}" y="{fr.y0 + 14}" text-anchor="middle" {_FONT}>{escape(g)}</text>'
+            )
         for si, s in enumerate(series):
             v = values[g].get(s)
             if v is None or not math.isfinite(v):

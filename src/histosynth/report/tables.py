@@ -61,7 +61,7 @@ def distribution_section(m: Mapping[str, Any]) -> str:
                  ("density", "density"), ("coverage", "coverage")]  # fmt: skip
     for det in m["metric_detectors"]:
         ident = m["detectors"].get(det, {})
-        sha = ident.get("weights_sha256") or ident.get("identity") or "no weights"
+        sha = (ident.get("weights_sha256") or "")[:16] or ident.get("identity") or "no weights"
         rows = []
         for label, key in rows_spec:
             vals = [m["metrics"][v].get(f"{key}_{det}") for v in cols]
@@ -78,7 +78,7 @@ def distribution_section(m: Mapping[str, Any]) -> str:
             rows.append([label, *cells])
         rows.append(["n (real / synthetic)", *[f"{fmt(m['metrics'][v].get(f'n_real_{det}'))} / "
                                                f"{fmt(m['metrics'][v].get(f'n_synthetic_{det}'))}" for v in cols]])  # fmt: skip
-        out.append(f'<h3>{escape(det)} <span class="ident">{escape(str(sha)[:16])}</span></h3>')
+        out.append(f'<h3>{escape(det)} <span class="ident">{escape(str(sha))}</span></h3>')
         out.append(table(["metric", *map(_col_head, cols)], rows, "metrics"))
     charts = []
     for det in m["metric_detectors"]:
@@ -158,10 +158,11 @@ def tstr_section(m: Mapping[str, Any]) -> str:
                      f"<b>{fmt(r['miou_mean'])}</b> <span class='ci'>± {fmt(r['miou_std'], 2)}</span>"])  # fmt: skip
     seeds = max((r["seeds"] for r in t["table"]), default=0)
     head = ["training data", "n real / synthetic", *[f"IoU {escape(c)}" for c in names], "mIoU"]
-    vals = {r["condition"]: {"mIoU": r["miou_mean"]} for r in t["table"]}
+    vals = {r["condition"]: {**r["iou_mean"], "mIoU": r["miou_mean"]} for r in t["table"]}
     errs = {r["condition"]: {"mIoU": _pm(r["miou_mean"], r["miou_std"])} for r in t["table"]}
-    chart = bar_chart(vals, "TSTR: mIoU on held-out real images", "mIoU", errs,
-                      width=max(420, 90 * len(vals)), height=260)  # fmt: skip
+    long = max((len(k) for k in vals), default=0)
+    chart = bar_chart(vals, "TSTR: IoU on held-out real images", "IoU", errs,
+                      width=max(480, 40 + (len(names) + 1) * 14 * len(vals) + 120), height=240 + int(3.4 * long))  # fmt: skip
     note = (f"<p>DeepLabv3+ trained on each set, tested on {t['test_images']} held-out real images; "
             f"mean ± standard deviation over {seeds} seed(s).</p>")  # fmt: skip
     return note + table(head, rows, "metrics") + f'<div class="charts">{chart}</div>'

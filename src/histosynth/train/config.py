@@ -44,7 +44,11 @@ class DataConfig:
     preload: bool = True  # decode all patches into memory once (when they fit in 4 GiB)
     # Coarse-to-fine curriculum for nested pseudo-maps: ((k, until_step), ...) in order;
     # needs the dataset's hierarchy.json (see histosynth.train.data.Curriculum).
-    curriculum: tuple[tuple[int, int], ...] = ()
+    curriculum: tuple[tuple[int, ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        if any(len(stage) != 2 for stage in self.curriculum):
+            raise ValueError("data.curriculum: each stage is [k, until_step]")
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ class DiffusionConfig:
 @dataclass(frozen=True)
 class OptimConfig:
     lr: float = 4.8e-5
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[float, ...] = (0.9, 0.999)
     weight_decay: float = 0.01
     warmup_steps: int = 10000  # linear warm-up, then constant (so runs can be extended)
     batch_size: int = 48  # global: over processes and accumulation steps
@@ -82,6 +86,10 @@ class OptimConfig:
     grad_clip: float = 1.0  # max gradient norm (0: off)
     ema_decay: float = 0.9999
     ema_warmup: bool = True  # decay min(ema_decay, (1 + step) / (10 + step))
+
+    def __post_init__(self) -> None:
+        if len(self.betas) != 2:
+            raise ValueError("optim.betas: two numbers, e.g. [0.9, 0.999]")
 
 
 @dataclass(frozen=True)
@@ -127,20 +135,27 @@ def identity_config(cfg: Any, keys: tuple[str, ...] = RUN_LENGTH_KEYS) -> dict[s
 
 
 _CPU_RUN = {"log_every": 10, "sample_every": 250, "checkpoint_every": 250, "sample_steps": 25}
+# v-prediction on the CPU presets: ε-prediction is the paper's, but it turns the x0 estimate
+# at high noise into ε-error / √ᾱ (×70 at t = T here), which a briefly trained small model
+# cannot afford; v = √ᾱ ε − √(1−ᾱ) x0 is what edm2-style preconditioning of an ε-model
+# amounts to (ε̂ = √(1−ᾱ) x_t + √ᾱ F), so the network's target has unit scale at every t.
+_CPU_DIFFUSION = {"prediction": "v_prediction"}
 
 register_presets(
     TrainConfig,
     {
         # Learns something in 15 minutes on 2 cores: 64 px, pixel space by 4×4 space-to-depth.
         "cpu-tiny": {
-            "data": {"image_size": 64, "max_crops": 6, "workers": 1},
+            "data": {"image_size": 64, "max_crops": 6},
             "model": {"backbone": "cpu-tiny", "codec": "identity-p4"},
+            "diffusion": _CPU_DIFFUSION,
             "optim": {"lr": 3e-4, "warmup_steps": 100, "batch_size": 16, "ema_decay": 0.995},
             "run": {"steps": 4000, **_CPU_RUN},
         },
         "cpu-small": {
-            "data": {"image_size": 128, "workers": 1},
+            "data": {"image_size": 128},
             "model": {"backbone": "cpu-small", "codec": "identity-p4"},
+            "diffusion": _CPU_DIFFUSION,
             "optim": {"lr": 2e-4, "warmup_steps": 500, "batch_size": 16, "ema_decay": 0.999},
             "run": {"steps": 20000, **_CPU_RUN, "sample_every": 1000, "checkpoint_every": 1000},
         },

@@ -145,10 +145,13 @@ def _build(cfg: TrainConfig, data: TrainData, num_classes: int, ckpt: Path | Non
         images = [torch.from_numpy(data.load(int(i))[0]).permute(2, 0, 1).float() / 127.5 - 1 for i in rows]
         measure_scale(codec, [torch.stack(images[i : i + 32]) for i in range(0, len(images), 32)])
     torch.manual_seed(item_seed(cfg.run.seed, "init"))
-    model = build_denoiser(
-        cfg.model.backbone, cfg.model.conditioning, num_classes, cfg.data.image_size,
-        codec.latent_channels, codec.downsample, cfg.data.max_crops,
-    )  # fmt: skip
+    try:
+        model = build_denoiser(
+            cfg.model.backbone, cfg.model.conditioning, num_classes, cfg.data.image_size,
+            codec.latent_channels, codec.downsample, cfg.data.max_crops,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise ConfigError(f"model.backbone / model.codec: {exc}") from None
     return codec, model, None
 
 
@@ -265,7 +268,6 @@ def train(
     if acc.is_main_process:
         _truncate_stats(stats_path, start)
         (folder / "samples").mkdir(exist_ok=True)
-        ds.classes.save(folder / "classes.json")  # the ids the model knows (for the sampling stage)
     kl_codec = hasattr(codec, "encoder")
 
     def micro_step(batch: Any, gen: torch.Generator) -> Any:

@@ -1,0 +1,38 @@
+"""The main job end to end on the real slide, with a tiny budget (the full demo takes 15 min)."""
+
+import json
+
+import pytest
+
+from histosynth.config import build_config
+from histosynth.demo import DemoPlan, run_demo
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_and_resumes(tmp_path):
+    plan = build_config(
+        DemoPlan,
+        values={
+            "minutes": 0.3,
+            "fixed_minutes": 0.0,
+            "n_samples": 8,
+            "sample_steps": 2,
+            "segmenter_steps": 4,
+            "variants": ("map", "tokens"),
+        },
+    )
+    lines: list[str] = []
+    report = run_demo(tmp_path / "demo", plan, echo=lines.append)
+    assert report.is_file() and report.stat().st_size > 10_000
+    html = report.read_text()
+    for variant in ("map", "tokens"):
+        assert variant in html
+    metrics = json.loads((tmp_path / "demo" / "evaluation" / "metrics.json").read_text())
+    flat = json.dumps(metrics)
+    assert "handcrafted" in flat and "random-init-cnn" in flat
+    assert (tmp_path / "demo" / "clusters" / "report" / "index.html").is_file()
+    assert lines[-1].startswith("cluster report:")
+    # a second run resumes: every stage is already complete
+    again: list[str] = []
+    run_demo(tmp_path / "demo", plan, echo=again.append)
+    assert any("budget is spent" in x for x in again)
