@@ -229,7 +229,7 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
             return tuple(_coerce(v, args[0], f"{name}[{i}]") for i, v in enumerate(value))
         if len(args) != len(value):
             raise ConfigError(f"{name}: expected {len(args)} values, got {len(value)}")
-        return tuple(_coerce(v, a, f"{name}[{i}]") for i, (v, a) in enumerate(zip(args, value, strict=True)))
+        return tuple(_coerce(v, a, f"{name}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{name}: expected a table, got {value!r}")

@@ -43,6 +43,10 @@ def test_layer_order_toml_then_overrides(tmp_path):
     assert cfg.optim.lr == 2e-5 and cfg.ks == (1, 2, 3) and cfg.out == Path("/x/y")
 
 
+def test_fixed_length_tuple():
+    assert build_config(Cfg, overrides=["optim.betas=[0.8, 0.99]"]).optim.betas == (0.8, 0.99)
+
+
 def test_optional_and_bool():
     cfg = build_config(Cfg, overrides=["limit=5", "amp=true"])
     assert cfg.limit == 5 and cfg.amp is True
