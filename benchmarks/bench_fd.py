@@ -15,10 +15,11 @@ Configurations (``--configs``):
 ``inception-v3``
     Inception-v3 pool3 (2048-d, 299 px input; random weights with re-estimated BatchNorm
     statistics saved to a safetensors file, since no weights can be downloaded here) on
-    ``--inception-n`` images per set, one run per tool. At 2–10 images/s on two shared CPU
-    cores 10,000 Inception images take one to two hours per tool, so the default is 2 × 2,100
-    (more than 2,048 per set, so both covariances have full rank and both tools take their
-    statistics route); use ``--inception-n 5000`` on a larger machine.
+    ``--inception-n`` images per set, ``--inception-repeats`` runs per tool (default one). At
+    2–10 images/s on two shared CPU cores 10,000 Inception images take one to two hours per
+    tool, so the default is 2 × 2,100 (more than 2,048 per set, so both covariances have full
+    rank and both tools take their statistics route); use ``--inception-n 5000`` on a larger
+    machine.
 
 clean-fid is installed by this script into ``benchmarks/_work/fd/venv-cleanfid`` (``--no-deps``
 plus Pillow < 12, whose ``Image.fromarray(mode=...)`` clean-fid still calls); torch and the rest
@@ -230,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--repeats", type=int, default=4, help="runs per tool, ABBA order (random-init-cnn); medians compared"
     )
+    p.add_argument(
+        "--inception-repeats", type=int, default=1, help="runs per tool, ABBA order (inception-v3)"
+    )
     p.add_argument("--workers", type=int, default=2, help="loader threads (ours) / processes (clean-fid)")
     p.add_argument("--child", nargs=3, metavar=("KIND", "SPEC", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -244,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     for c in args.configs:
         inc = c == "inception-v3"
         runs.append(run_config(c, args.inception_n if inc else args.n, args.size, args.workers, cf_python,
-                               1 if inc else args.repeats))  # fmt: skip
+                               args.inception_repeats if inc else args.repeats))  # fmt: skip
     import torch
 
     path = HERE / "results" / "fd.json"
