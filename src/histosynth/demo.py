@@ -15,8 +15,12 @@ against the held-out real patches under two offline detectors, and ``report``. T
 single section, so splits are by region of the slide (``split.by = region``), with patches
 that straddle two splits dropped.
 
-The time budget (``--minutes``) is split across stages: training takes what the fixed-cost
-stages leave, equally per variant.
+The time budget (``--minutes``) is split across stages: each variant's training gets an equal
+share of what is left when it starts, after keeping ``reserve_minutes`` for sampling,
+evaluation and the report, so a slow tiling or embedding on a loaded machine shortens training
+instead of overrunning the budget. ``train_steps`` > 0 replaces the time budget by an equal
+number of optimiser steps per variant: the budget of ``docs/results.md``, which must not depend
+on how busy the machine was.
 """
 
 from __future__ import annotations
@@ -48,28 +52,35 @@ class DemoPlan:
     guidance_crops: float = 1.5
     clusters: int = 6
     segmenter_steps: int = 25
-    fixed_minutes: float = 4.0  # tiling, datasets, embedding, sampling, evaluation, report
+    reserve_minutes: float = 3.0  # kept after training: sampling, evaluation, report
+    train_steps: int = 0  # > 0: this many steps per variant instead of a share of the time
     seed: int = 0
     variants: tuple[str, ...] = field(default=tuple(VARIANTS))
 
-    @property
-    def train_minutes(self) -> float:
-        """Minutes of training per variant."""
-        return max(0.2, (self.minutes - self.fixed_minutes) / len(self.variants))
+    def train_minutes(self, elapsed_minutes: float, variants_left: int) -> float:
+        """Minutes for the next variant: an equal share of what the budget has left."""
+        left = self.minutes - elapsed_minutes - self.reserve_minutes
+        return max(0.2, left / max(1, variants_left))
 
 
 def run_demo(out: str | Path, plan: DemoPlan = DemoPlan(), echo: Callable[[str], None] = print) -> Path:
     """Run (or resume) the demo into ``out``; returns the report's path."""
+    from histosynth.artifacts import atomic_write_json
     from histosynth.cli.main import main
+    from histosynth.config import config_to_dict
     from histosynth.samples import cmu_small_region
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     slide = str(cmu_small_region(verify=True))
     start = time.monotonic()
+    # What ran and how long each step took (this invocation only: resumed steps take ~0 s),
+    # read by scripts/write_results.py for docs/results.md.
+    record: dict = {"plan": config_to_dict(plan), "steps": []}
 
     def step(title: str, *args: str) -> None:
-        echo(f"\n== {title}  [{(time.monotonic() - start) / 60:.1f} min]")
+        t0 = time.monotonic()
+        echo(f"\n== {title}  [{(t0 - start) / 60:.1f} min]")
         echo("   histosynth " + " ".join(args))
         try:
             main(list(args))
@@ -78,6 +89,8 @@ def run_demo(out: str | Path, plan: DemoPlan = DemoPlan(), echo: Callable[[str],
                 raise RuntimeError(
                     f"demo step failed: histosynth {' '.join(args)} (exit {exc.code})"
                 ) from None
+        record["steps"].append({"title": title.strip(), "command": args[0], "seconds": time.monotonic() - t0})
+        atomic_write_json(out / "demo-run.json", record)
 
     s = str
     tiles, real, bank = out / "tiles", out / "dataset", out / "crop-bank"
@@ -97,15 +110,21 @@ def run_demo(out: str | Path, plan: DemoPlan = DemoPlan(), echo: Callable[[str],
     step("   pseudo-map dataset", "dataset", s(out / "tiles-embed"), "-o", s(out / "dataset-pseudo"),
          "--pseudo-maps", s(out / "clusters"), "--max-per-slide", "0", "--seed", s(plan.seed))  # fmt: skip
     runs: dict[str, Path] = {}
-    for name in plan.variants:
+    for i, name in enumerate(plan.variants):
         runs[name] = out / "train" / name
+        train = ["train", s(real), s(runs[name]), "--preset", "cpu-tiny", "--conditioning", VARIANTS[name],
+                 "--seed", s(plan.seed)]  # fmt: skip
+        if plan.train_steps > 0:  # an equal step budget: resumes from the last checkpoint
+            step(f"5/9 train variant {name} ({VARIANTS[name]}), {plan.train_steps} steps", *train, "--steps",
+                 s(plan.train_steps))  # fmt: skip
+            continue
         spent = runs[name] / ".demo-budget-spent"  # a time-budgeted run is done once its budget ran
         if spent.is_file():
             echo(f"\n== 5/9 train variant {name}: trained in an earlier run (its budget is spent)")
             continue
-        step(f"5/9 train variant {name} ({VARIANTS[name]}), {plan.train_minutes:.1f} min", "train", s(real),
-             s(runs[name]), "--preset", "cpu-tiny", "--conditioning", VARIANTS[name], "--steps", "100000",
-             "--max-minutes", f"{plan.train_minutes:.2f}", "--seed", s(plan.seed))  # fmt: skip
+        minutes = plan.train_minutes((time.monotonic() - start) / 60, len(plan.variants) - i)
+        step(f"5/9 train variant {name} ({VARIANTS[name]}), {minutes:.1f} min", *train, "--steps", "100000",
+             "--max-minutes", f"{minutes:.2f}")  # fmt: skip
         spent.touch()
     syn: dict[str, Path] = {}
     for name in plan.variants:

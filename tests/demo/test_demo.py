@@ -14,7 +14,7 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
         DemoPlan,
         values={
             "minutes": 0.3,
-            "fixed_minutes": 0.0,
+            "reserve_minutes": 0.0,
             "n_samples": 8,
             "sample_steps": 2,
             "segmenter_steps": 4,
