@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import click
 
-from histosynth.cli.options import config_options
-
-
-def _dataset_presets() -> list[str]:
-    from histosynth.config import preset_names
-    from histosynth.data.build import DatasetConfig
-
-    return preset_names(DatasetConfig)
+from histosynth.cli.options import config_options, data_stage_options, preset_choices
 
 
 def _annotation_sources(tiles_dir: str, annotations: str, classes: str):
@@ -85,18 +78,6 @@ def _derived_sources(tiles_dir: str):
     "-o", "--out", required=True, type=click.Path(file_okay=False), help="Dataset folder (resumed)."
 )
 @click.option(
-    "--annotations",
-    type=click.Path(exists=True, file_okay=False),
-    default=None,
-    help="Folder of per-slide annotations: <slide>.xml (ASAP/Camelyon16), .geojson/.json (QuPath), "
-    "or a label mask <slide>[_mask].tif/.png.",
-)
-@click.option(
-    "--classes",
-    default=None,
-    help="classes.json (with optional aliases/fill) or a preset: camelyon16, panda-radboud, panda-karolinska.",
-)
-@click.option(
     "--pseudo-maps",
     "pseudo_maps",
     type=click.Path(exists=True, file_okay=False),
@@ -120,16 +101,12 @@ def _derived_sources(tiles_dir: str):
 @click.option(
     "--homogeneous-share", type=float, default=None, help="Share of single-class patches to add [0]."
 )
-@click.option(
-    "--split-file",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="CSV slide,split or JSON {slide: split} overriding the tiles table's splits.",
+@data_stage_options(
+    "CSV slide,split or JSON {slide: split} overriding the tiles table's splits.",
+    "Seed of the patch selection [0].",
+    "slides (plan) and chunks of patches (extract)",
 )
-@click.option("--seed", type=int, default=None, help="Seed of the patch selection [0].")
-@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
-@click.option("--overwrite", is_flag=True, help="Replace an output folder that holds another artefact.")
-@config_options(preset_choices=_dataset_presets())
+@config_options(preset_choices=preset_choices("histosynth.data.build", "DatasetConfig"))
 def command(
     tiles,
     out,
@@ -145,11 +122,11 @@ def command(
     homogeneous_share,
     split_file,
     seed,
-    workers,
     overwrite,
     preset=None,
     config_file=None,
     overrides=(),
+    **run,
 ) -> None:
     """Build a patch dataset (images/, maps/, index.parquet) from the tiles in TILES.
 
@@ -160,7 +137,7 @@ def command(
     """
     import dataclasses
 
-    from histosynth.cli.options import resolve
+    from histosynth.cli.options import make_stage_executor, resolve
     from histosynth.config import ConfigError
     from histosynth.data.build import DatasetConfig, build_dataset
 
@@ -207,17 +184,21 @@ def command(
         from histosynth.data.splits import read_split_file
 
         splits = read_split_file(split_file)
-    summary, manifest = build_dataset(
-        tiles,
-        out,
-        sources,
-        class_map,
-        config,
-        labels_id=labels_id,
-        workers=workers,
-        splits=splits,
-        overwrite=overwrite,
-    )
+    runner = make_stage_executor(**run)
+    try:
+        summary, manifest = build_dataset(
+            tiles,
+            out,
+            sources,
+            class_map,
+            config,
+            labels_id=labels_id,
+            splits=splits,
+            overwrite=overwrite,
+            executor=runner,
+        )
+    finally:
+        runner.close()
     click.echo(summary.describe("slides"))
     counts = manifest["counts"]
     per_split = ", ".join(f"{s}: {counts.get('split_' + s, 0)}" for s in ("train", "val", "test"))

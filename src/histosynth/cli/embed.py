@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from histosynth.cli.options import config_options
+from histosynth.cli.options import config_options, executor_options
 
 
 def _list_encoders(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -42,17 +42,21 @@ def _list_encoders(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 @click.option("--overwrite", is_flag=True, help="Replace an output folder that holds another artefact.")
 @click.option("--list-encoders", is_flag=True, expose_value=False, is_eager=False, callback=_list_encoders,
               help="List encoders, whether their weights are found, and exit.")  # fmt: skip
+@executor_options("slides", workers_flag="--jobs")
 @config_options(["handcrafted", "ssl", "random", "foundation"])
 def command(tiles: str | None, out: str | None, weights_registry: str | None, overwrite: bool, preset: str | None,
-            config_file: str | None, overrides: tuple[str, ...], fit_ssl: bool | None, **values: object) -> None:  # fmt: skip
+            config_file: str | None, overrides: tuple[str, ...], fit_ssl: bool | None, executor: str,
+            ray_address: str | None, executor_workers: int | None, **values: object) -> None:  # fmt: skip
     """Embed the sub-tiles of every tile in TILES (a `histosynth tile` folder or tiles.parquet).
 
     Features are float16 shards with a parquet index (slide, patch, sub-tile offset); the
     manifest records the encoder's identity and weight checksum. Re-running resumes per slide.
     Weights are never downloaded: pass --weights, list them in the registry file, or opt in to
     the hub cache with --allow-hub. `--fit-ssl` trains a small in-domain encoder (minutes, CPU).
+    With --executor ray, slides are embedded by Ray actors that each load the encoder once
+    (one GPU each with --device cuda).
     """
-    from histosynth.cli.options import resolve
+    from histosynth.cli.options import make_stage_executor, resolve
     from histosynth.embed.stage import EmbedConfig, run_embed
 
     if tiles is None or out is None:
@@ -61,7 +65,13 @@ def command(tiles: str | None, out: str | None, weights_registry: str | None, ov
         values["fit_ssl"] = True
         values["encoder"] = values.get("encoder") or "ssl-tiny"
     cfg = resolve(EmbedConfig, preset, config_file, overrides, **values)
-    manifest = run_embed(tiles, out, cfg, registry_file=weights_registry, overwrite=overwrite)
+    runner = make_stage_executor(executor, ray_address, executor_workers, models=True, device=cfg.device)
+    try:
+        manifest = run_embed(
+            tiles, out, cfg, registry_file=weights_registry, overwrite=overwrite, executor=runner
+        )
+    finally:
+        runner.close()
     c = manifest["counts"]
     enc = manifest["encoder"]
     click.echo(f"{out}: {c['vectors']} sub-tile vectors from {c['slides']} slides "

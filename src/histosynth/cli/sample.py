@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from histosynth.cli.options import config_options, resolve
+from histosynth.cli.options import config_options, executor_options, make_stage_executor, resolve
 
 SAMPLER_CHOICES = ["ddim", "dpm++", "dpm++-sde", "unipc", "euler"]
 
@@ -33,14 +33,17 @@ SAMPLER_CHOICES = ["ddim", "dpm++", "dpm++-sde", "unipc", "euler"]
 @click.option("--size", default=None, help="WIDTHxHEIGHT larger than the model's patch: one large image.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an output folder of another configuration.")
+@executor_options("batches")
 @config_options(["paper", "fast"])
 def command(checkpoint, out, crop_bank, bank_from, maps_from, maps_png, classes_file, procedural, n, sampler,
-            steps, guidance_map, guidance_crops, batch_size, seed, size, device, overwrite, preset, config_file,
-            overrides) -> None:  # fmt: skip
+            steps, guidance_map, guidance_crops, batch_size, seed, size, device, overwrite, executor, ray_address,
+            executor_workers, preset, config_file, overrides) -> None:  # fmt: skip
     """Sample images from CHECKPOINT (a `histosynth train` folder) into OUT.
 
     OUT is a patch dataset like real data (images/, maps/, index.parquet) whose maps are exactly
-    the maps the images were conditioned on. Re-running the same command resumes it.
+    the maps the images were conditioned on. Re-running the same command resumes it. With
+    --executor ray, batches run on Ray actors that each load the model once (one GPU each with
+    --device cuda); the images are the same whichever executor made them.
     """
     from pathlib import Path
 
@@ -74,7 +77,11 @@ def command(checkpoint, out, crop_bank, bank_from, maps_from, maps_png, classes_
         return
     if cfg.maps == "dataset" and not cfg.maps_dir:
         raise click.UsageError("give a map source: --maps-from DATASET, --maps-png DIR or --procedural KIND")
-    folder, summary = sample_dataset(checkpoint, out, cfg, crop_bank, device, overwrite)
+    runner = make_stage_executor(executor, ray_address, executor_workers, models=True, device=device)
+    try:
+        folder, summary = sample_dataset(checkpoint, out, cfg, crop_bank, device, overwrite, executor=runner)
+    finally:
+        runner.close()
     if summary is None:
         click.echo(f"{folder} is already complete")
         return

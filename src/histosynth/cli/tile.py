@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import click
 
-from histosynth.cli.options import config_options
-
-
-def _tile_presets() -> list[str]:
-    from histosynth.config import preset_names
-    from histosynth.wsi.tiling import TileConfig
-
-    return preset_names(TileConfig)
+from histosynth.cli.options import config_options, data_stage_options, preset_choices
 
 
 @click.command("tile")
@@ -30,28 +23,12 @@ def _tile_presets() -> list[str]:
     help="Level-0 µm/px of the slides, for files without it (plain images); overrides metadata.",
 )
 @click.option("--reader", default=None, help="Slide reader: auto, openslide, tiffslide or image [auto].")
-@click.option(
-    "--annotations",
-    type=click.Path(exists=True, file_okay=False),
-    default=None,
-    help="Folder of per-slide annotations (<slide>.xml/.geojson/.json or label mask .tif/.png): "
-    "adds class fractions and colours the QC grid.",
+@data_stage_options(
+    "CSV slide,split or JSON {slide: split} overriding the seeded split.",
+    "Seed of the slide split [0].",
+    "slides",
 )
-@click.option(
-    "--classes",
-    default=None,
-    help="classes.json (with optional aliases/fill) or a preset: camelyon16, panda-radboud, panda-karolinska.",
-)
-@click.option(
-    "--split-file",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="CSV slide,split or JSON {slide: split} overriding the seeded split.",
-)
-@click.option("--seed", type=int, default=None, help="Seed of the slide split [0].")
-@click.option("--workers", type=int, default=1, show_default=True, help="Slides tiled in parallel.")
-@click.option("--overwrite", is_flag=True, help="Replace an output folder that holds another artefact.")
-@config_options(preset_choices=_tile_presets())
+@config_options(preset_choices=preset_choices("histosynth.wsi.tiling", "TileConfig"))
 def command(
     slides,
     out,
@@ -65,11 +42,11 @@ def command(
     classes,
     split_file,
     seed,
-    workers,
     overwrite,
     preset=None,
     config_file=None,
     overrides=(),
+    **run,
 ) -> None:
     """Tile SLIDES (files or folders) into OUT/tiles.parquet with QC pictures in OUT/qc/.
 
@@ -78,7 +55,7 @@ def command(
     train/val/test by slide. A slide that cannot be read or has no tissue is reported and
     skipped; the command then exits with status 1.
     """
-    from histosynth.cli.options import resolve
+    from histosynth.cli.options import make_stage_executor, resolve
     from histosynth.wsi.tile_stage import find_slides, run_tile_stage
     from histosynth.wsi.tiling import TileConfig
 
@@ -99,9 +76,13 @@ def command(
 
         scheme = load_scheme(classes)
     found = find_slides(slides)
-    summary, manifest = run_tile_stage(
-        found, out, config, annotations, scheme, workers=workers, overwrite=overwrite
-    )
+    runner = make_stage_executor(**run)
+    try:
+        summary, manifest = run_tile_stage(
+            found, out, config, annotations, scheme, overwrite=overwrite, executor=runner
+        )
+    finally:
+        runner.close()
     click.echo(summary.describe("slides"))
     click.echo(f"{manifest['counts']['tiles']} tiles from {manifest['counts']['done']} slides in {out}")
     if not summary.ok:

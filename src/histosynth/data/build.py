@@ -23,7 +23,7 @@ import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from histosynth.data.composition import SamplingConfig, composition, select_patc
 from histosynth.data.patch_dataset import PatchDatasetWriter
 from histosynth.jobs import RunSummary, run_items
 from histosynth.seeding import numpy_rng
+
+if TYPE_CHECKING:
+    from histosynth.distributed.executors import Executor
 
 __all__ = ["DatasetConfig", "build_dataset"]
 
@@ -234,6 +237,7 @@ def build_dataset(
     splits: Mapping[str, str] | None = None,
     overwrite: bool = False,
     show_progress: bool = True,
+    executor: Executor | None = None,
 ) -> tuple[RunSummary, dict[str, Any]]:
     """Build a patch dataset from a finished ``tile`` run and per-slide label sources.
 
@@ -260,6 +264,10 @@ def build_dataset(
         Slide → split overriding the tiles table's.
     overwrite
         Replace a folder that holds another artefact.
+    executor
+        Where the items of both passes run (:mod:`histosynth.distributed.executors`);
+        overrides ``workers``. Every item writes its own files and shard, merged in item
+        order, so the dataset is the same whichever executor ran it.
 
     Returns
     -------
@@ -290,8 +298,9 @@ def build_dataset(
         overwrite=overwrite,
     )
     folder = str(out.folder)
-    if workers > 1 and not _picklable(sources):
-        workers = 1  # label sources that cannot cross processes are used in this process
+    if (workers > 1 or executor is not None) and not _picklable(sources):
+        # label sources that cannot cross processes are used in this process
+        workers, executor = 1, None
     lut = np.zeros((256, 3), np.uint8)
     for c in classes.classes:
         lut[c.id] = c.color
@@ -313,6 +322,7 @@ def build_dataset(
         out.folder / "_plan_journal.jsonl",
         desc="plan",
         workers=workers,
+        executor=executor,
         show_progress=show_progress,
     )
     planned = plan.outputs()
@@ -331,7 +341,13 @@ def build_dataset(
     extract_kw = dict(folder=folder, config_id=out.id, classes=classes, fill_id=fill_id, max_brightness=max_b)
     work = functools.partial(_extract_in_worker, sources=sources, kwargs=extract_kw)
     extract = run_items(
-        chunks, work, out.folder, desc="extract", workers=workers, show_progress=show_progress
+        chunks,
+        work,
+        out.folder,
+        desc="extract",
+        workers=workers,
+        executor=executor,
+        show_progress=show_progress,
     )
     summary = _merge(plan, extract)
     writer = PatchDatasetWriter(out.folder, classes)

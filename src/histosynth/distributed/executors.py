@@ -6,14 +6,19 @@
 
 An executor only *runs* items: the caller journals each result and writes the artefact, so a
 stage's output does not depend on which executor ran it. Both keep a bounded number of items
-in flight, so memory stays flat for long item lists. For GPU inference, a work function keeps
-its model in a per-process cache (e.g. ``functools.lru_cache`` on the loader): every pool
-process or Ray worker then loads one model and reuses it for all the items it runs.
+in flight, so memory stays flat for long item lists.
+
+For model inference (``embed``, ``sample``) a work function takes its model from
+:func:`histosynth.distributed.cache.per_worker`, so every pool process or Ray worker loads one
+model and reuses it for all the items it runs. On Ray, ``actors=N`` runs items on N
+long-lived actors (one GPU each with ``num_gpus=1``) instead of tasks: Ray gives a GPU task a
+fresh process each time (``max_calls=1``), which would reload the model per item.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
@@ -73,11 +78,13 @@ class LocalExecutor(Executor):
 
 @EXECUTORS.register("ray", help="a Ray cluster (--ray-address), or a local Ray instance")
 class RayExecutor(Executor):
-    """Ray tasks, ``num_cpus``/``num_gpus`` each, at most ``max_in_flight`` at a time.
+    """Ray tasks (or ``actors`` long-lived actors), ``num_cpus``/``num_gpus`` each.
 
-    A task whose worker dies (node lost, OOM-killed) is retried by Ray up to ``max_retries``
-    times; after that it is recorded as failed, and re-running the stage runs it again while
-    skipping every item already journalled as done.
+    Tasks: at most ``max_in_flight`` at a time; a task whose worker dies (node lost,
+    OOM-killed) is retried by Ray up to ``max_retries`` times, then recorded as failed.
+    Actors: each runs one item at a time and keeps its model between items; an actor that
+    dies fails its item and is replaced (``max_retries`` replacements in all). Either way,
+    re-running the stage runs the failed items again and skips every item journalled as done.
     """
 
     def __init__(
@@ -87,6 +94,7 @@ class RayExecutor(Executor):
         num_gpus: float = 0,
         max_in_flight: int | None = None,
         max_retries: int = 3,
+        actors: int | None = None,
         init_kwargs: dict[str, Any] | None = None,
     ) -> None:
         try:
@@ -100,9 +108,18 @@ class RayExecutor(Executor):
             self._started = True
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.max_in_flight = max_in_flight or max(2, 2 * int(cpus // max(num_cpus, 1e-9)))
+        self.max_retries = max_retries
+        self.actors = actors
+        self._resources = {"num_cpus": num_cpus, "num_gpus": num_gpus}
         self._task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries)(call_item)
 
     def run(self, todo: list[tuple[str, Any]], work: Work, finish: Finish) -> None:
+        if self.actors:
+            self._run_actors(todo, work, finish)
+        else:
+            self._run_tasks(todo, work, finish)
+
+    def _run_tasks(self, todo: list[tuple[str, Any]], work: Work, finish: Finish) -> None:
         ray = self._ray
         work_ref = ray.put(work)  # shipped once, not once per item
         pending: dict[Any, str] = {}
@@ -116,13 +133,50 @@ class RayExecutor(Executor):
                 done, _ = ray.wait(list(pending), num_returns=1)
                 for ref in done:
                     key = pending.pop(ref)
-                    try:
-                        finish(ray.get(ref))
-                    except ray.exceptions.RayError as exc:  # the worker died: record, go on
-                        finish(ItemRecord(key, "failed", f"ray worker lost: {type(exc).__name__}"))
+                    finish(self._record(ref, key))
         finally:
             for ref in pending:
                 ray.cancel(ref, force=True)
+
+    def _run_actors(self, todo: list[tuple[str, Any]], work: Work, finish: Finish) -> None:
+        ray = self._ray
+        actor_cls = ray.remote(**self._resources)(_ItemActor)
+        work_ref = ray.put(work)
+        free = deque(actor_cls.remote() for _ in range(min(int(self.actors or 1), len(todo))))
+        replacements = self.max_retries
+        pending: dict[Any, tuple[str, Any]] = {}
+        queue = deque(todo)
+        try:
+            while queue or pending:
+                while free and queue:
+                    actor, (key, item) = free.popleft(), queue.popleft()
+                    pending[actor.run.remote(work_ref, key, item)] = (key, actor)
+                if not pending:  # every actor is gone: what is left fails, a re-run retries it
+                    for key, _ in queue:
+                        finish(ItemRecord(key, "failed", "ray: no actors left"))
+                    break
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    key, actor = pending.pop(ref)
+                    rec = self._record(ref, key)
+                    if rec.status == "failed" and (rec.error or "").startswith("ray worker lost"):
+                        ray.kill(actor, no_restart=True)
+                        actor = actor_cls.remote() if replacements > 0 else None
+                        replacements -= 1
+                    if actor is not None:
+                        free.append(actor)
+                    finish(rec)
+        finally:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            for actor in [*free, *(a for _, a in pending.values())]:
+                ray.kill(actor)
+
+    def _record(self, ref: Any, key: str) -> ItemRecord:
+        try:
+            return self._ray.get(ref)
+        except self._ray.exceptions.RayError as exc:  # the worker died: record, go on
+            return ItemRecord(key, "failed", f"ray worker lost: {type(exc).__name__}")
 
     def close(self) -> None:
         if self._started and self._ray.is_initialized():
@@ -130,11 +184,51 @@ class RayExecutor(Executor):
             self._started = False
 
 
+class _ItemActor:
+    """A long-lived Ray worker: its process keeps the models its items load (see cache.py)."""
+
+    def run(self, work: Work, key: str, item: Any) -> ItemRecord:
+        return call_item(work, key, item)
+
+
 def make_executor(
-    name: str = "local", workers: int = 1, address: str | None = None, **kwargs: Any
+    name: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    *,
+    models: bool = False,
+    gpus_per_worker: float = 0,
+    **kwargs: Any,
 ) -> Executor:
-    """Build an executor from CLI-level settings (``--executor``, ``--workers``, ``--ray-address``)."""
+    """Build an executor from CLI-level settings (``--executor``, ``--workers``, ``--ray-address``).
+
+    Parameters
+    ----------
+    name
+        ``"local"`` or ``"ray"``.
+    workers
+        Local: worker processes (default 1). Ray with ``models``: actors (default: as many as
+        the cluster has GPUs, or CPUs, for them); Ray otherwise: ignored (tasks fill the cluster).
+    address
+        The Ray cluster's address (``None``: start a Ray instance here).
+    models
+        The work loads a model: on Ray, run it on long-lived actors that keep it.
+    gpus_per_worker
+        GPUs each Ray task or actor reserves.
+    """
     cls = EXECUTORS.get(name)
     if cls is LocalExecutor:
-        return LocalExecutor(workers)
-    return cls(address=address, **kwargs)
+        return LocalExecutor(workers or 1)
+    if cls is RayExecutor and models:
+        ex = RayExecutor(address=address, num_gpus=gpus_per_worker, actors=1, **kwargs)
+        ex.actors = workers or _cluster_slots(ex, gpus_per_worker)
+        return ex
+    return cls(address=address, num_gpus=gpus_per_worker, **kwargs)
+
+
+def _cluster_slots(ex: RayExecutor, gpus_per_worker: float) -> int:
+    """How many workers of this size the cluster holds (at least one)."""
+    res = ex._ray.cluster_resources()
+    if gpus_per_worker > 0:
+        return max(1, int(res.get("GPU", 0) // gpus_per_worker))
+    return max(1, int(res.get("CPU", 1)))

@@ -15,14 +15,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from histosynth.config import ConfigError, config_to_dict, register_presets
+from histosynth.distributed.cache import per_worker, remember
 from histosynth.embed.ssl import SSLConfig
 from histosynth.embed.store import KIND, ShardWriter, merge_parquet, safe_key
 from histosynth.embed.subtiles import SlidePatches, default_opener, read_tiles, subtile_offsets
+
+if TYPE_CHECKING:
+    from histosynth.distributed.executors import Executor
 
 __all__ = ["EmbedConfig", "run_embed"]
 
@@ -223,6 +227,7 @@ def run_embed(
     opener: Opener = default_opener,
     overwrite: bool = False,
     show_progress: bool = True,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Embed every patch's sub-tiles; returns the manifest.
 
@@ -240,6 +245,10 @@ def run_embed(
         ``opener(slide_path, mpp) -> SlideReader`` (default :func:`histosynth.wsi.open_slide`).
     overwrite
         Replace a folder that holds another artefact.
+    executor
+        Where slides are embedded (:mod:`histosynth.distributed.executors`; default: here).
+        Each worker loads the encoder once; each slide writes its own shard, merged in slide
+        order, so the output is the same whichever executor ran it.
     """
     import json
 
@@ -252,8 +261,10 @@ def run_embed(
     if df.empty:
         raise ConfigError("embed: the tiles table has no rows")
     enc = None
+    load_args: tuple = (cfg.encoder, cfg.weights, None if registry_file is None else str(registry_file),
+                        cfg.allow_hub, cfg.device, cfg.precision)  # fmt: skip
     if not cfg.fit_ssl:
-        enc = load_encoder(cfg.encoder, cfg.weights, registry_file, cfg.allow_hub, cfg.device, cfg.precision)
+        enc = load_encoder(*load_args)
     config = config_to_dict(cfg)
     inputs = {"tiles": tiles_id, "encoder": enc.identity if enc else "ssl-tiny:fit"}
     output = prepare_output(out, KIND, config, inputs, overwrite=overwrite)
@@ -263,16 +274,18 @@ def run_embed(
     training = None
     if cfg.fit_ssl:
         weights = _fit_encoder(df, cfg, folder, opener, show_progress)
-        enc = load_encoder("ssl-tiny", weights, device=cfg.device, precision=cfg.precision)
+        load_args = ("ssl-tiny", str(weights), None, False, cfg.device, cfg.precision)
+        enc = load_encoder(*load_args)
         training = json.loads((folder / "encoder" / "fit.json").read_text(encoding="utf-8"))
     assert enc is not None
     groups = dict(list(df.groupby(df["slide"].astype(str), sort=False)))
     slides = list(groups)
     for slide in slides:  # fail early on geometry, not after hours of work
         _slide_geometry(groups[slide], cfg, slide)
-    work = _SlideWork(enc, cfg, folder, opener, show_progress)
+    remember(_encoder_key(load_args), enc)  # items run here reuse the encoder just loaded
+    work = _SlideWork(load_args, cfg, folder, opener, show_progress)
     items = [(s, groups[s]) for s in slides]
-    summary = run_items(items, work, folder, desc="embed", show_progress=show_progress)
+    summary = run_items(items, work, folder, desc="embed", executor=executor, show_progress=show_progress)
     done = [s for s in slides if s in summary.outputs()]
     n_rows = merge_parquet(
         [folder / "index" / f"{safe_key(s)}.parquet" for s in done], folder / "index.parquet"
@@ -291,14 +304,23 @@ def run_embed(
     )  # fmt: skip
 
 
+def _encoder_key(load_args: tuple) -> tuple:
+    return ("encoder", *load_args)
+
+
 @dataclasses.dataclass
 class _SlideWork:
-    enc: Any
+    """One slide's work; carries how to load the encoder, never the encoder itself."""
+
+    load_args: tuple  # load_encoder(name, weights, registry_file, allow_hub, device, precision)
     cfg: EmbedConfig
     folder: Path
     opener: Opener
     show_progress: bool
 
     def __call__(self, slide: str, rows: Any) -> dict[str, Any]:
-        return _embed_slide(slide, rows, enc=self.enc, cfg=self.cfg, folder=self.folder, opener=self.opener,
+        from histosynth.embed.encoders import load_encoder
+
+        enc = per_worker(_encoder_key(self.load_args), lambda: load_encoder(*self.load_args))
+        return _embed_slide(slide, rows, enc=enc, cfg=self.cfg, folder=self.folder, opener=self.opener,
                             show_progress=self.show_progress)  # fmt: skip

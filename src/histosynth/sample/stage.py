@@ -17,7 +17,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from histosynth.config import config_to_dict, register_presets
 from histosynth.data.patch_dataset import PatchDatasetWriter
 from histosynth.jobs import RunSummary, run_items
 from histosynth.seeding import item_seed, numpy_rng
+
+if TYPE_CHECKING:
+    from histosynth.distributed.executors import Executor
 
 __all__ = ["SampleConfig", "sample_dataset"]
 
@@ -91,6 +94,42 @@ def _pick_crops(cfg: SampleConfig, bank: Any, item: Any, rng: np.random.Generato
     return crops
 
 
+@dataclass(frozen=True)
+class _SampleWork:
+    """One batch's work; carries how to load the model, never the model itself."""
+
+    checkpoint: str
+    device: str
+    cfg: SampleConfig
+    crop_bank: str | None
+    folder: str
+
+    def context(self) -> dict[str, Any]:
+        """Model, map source, crop bank and writer, loaded once per worker process."""
+        from histosynth.distributed.cache import per_worker
+
+        return per_worker(("sample", self), self._load)
+
+    def _load(self) -> dict[str, Any]:
+        parts = self.parts()
+        return {**parts, "writer": PatchDatasetWriter(self.folder, parts["source"].classes)}
+
+    def parts(self) -> dict[str, Any]:
+        """The settings, model, map source and crop bank (no writer: no folder is touched)."""
+        from histosynth.sample.crop_bank import CropBank
+        from histosynth.sample.synthesis import Synthesizer
+
+        synth = Synthesizer.from_checkpoint(self.checkpoint, device=self.device)
+        cfg = self.cfg
+        bank = None
+        if self.crop_bank and cfg.crops != "none" and synth.conditioning != "map":
+            bank = CropBank(self.crop_bank)
+        return {"cfg": cfg, "synth": synth, "source": _map_source(cfg, synth), "bank": bank}
+
+    def __call__(self, key: str, indices: list[int]) -> int:
+        return _batch_work(key, indices, self.context())
+
+
 def _batch_work(key: str, indices: list[int], ctx: dict[str, Any]) -> int:
     cfg: SampleConfig = ctx["cfg"]
     synth, source, bank, writer = ctx["synth"], ctx["source"], ctx["bank"], ctx["writer"]
@@ -130,6 +169,7 @@ def sample_dataset(
     crop_bank: str | Path | None = None,
     device: str = "cpu",
     overwrite: bool = False,
+    executor: Executor | None = None,
 ) -> tuple[Path, RunSummary | None]:
     """Write (or resume) a synthetic patch dataset; returns its folder and the run summary.
 
@@ -143,16 +183,19 @@ def sample_dataset(
         Sampling settings.
     crop_bank
         A crop bank folder (needed unless ``cfg.crops == "none"`` or the model is map-only).
+    executor
+        Where batches run (:mod:`histosynth.distributed.executors`; default: here). Each
+        worker loads the model once; images depend only on (seed, sample index), so the
+        dataset is the same whichever executor and worker count made it.
     """
     from histosynth.artifacts import read_manifest
-    from histosynth.sample.crop_bank import CropBank
-    from histosynth.sample.synthesis import Synthesizer
+    from histosynth.distributed.cache import remember
 
-    synth = Synthesizer.from_checkpoint(checkpoint, device=device)
-    bank = CropBank(crop_bank) if crop_bank and cfg.crops != "none" and synth.conditioning != "map" else None
+    work = _SampleWork(str(checkpoint), device, cfg, str(crop_bank) if crop_bank else None, "")
+    ctx = work.parts()
+    synth, bank, source = ctx["synth"], ctx["bank"], ctx["source"]
     if bank is None and cfg.crops != "none" and synth.conditioning != "map":
         raise ValueError(f"{checkpoint}: this model takes crops; give --crop-bank or --set crops=none")
-    source = _map_source(cfg, synth)
     # batch_size changes how work is split, never the images: leave it out of the artefact id.
     config = {k: v for k, v in config_to_dict(cfg).items() if k != "batch_size"}
     config["conditioning"] = synth.conditioning
@@ -164,13 +207,14 @@ def sample_dataset(
     claim = prepare_output(out, "patch-dataset", config, inputs, overwrite=overwrite)
     if claim.complete:
         return claim.folder, None
+    work = dataclasses.replace(work, folder=str(claim.folder))
     writer = PatchDatasetWriter(claim.folder, source.classes)
-    ctx = {"cfg": cfg, "synth": synth, "source": source, "bank": bank, "writer": writer}
+    remember(("sample", work), {**ctx, "writer": writer})  # batches run here reuse this model
     batches = [list(range(s, min(s + cfg.batch_size, cfg.n))) for s in range(0, cfg.n, cfg.batch_size)]
     # Keys name the samples, not the batch number, so a resumed run with the same batch size
     # finds its finished batches.
     items = [(f"samples-{b[0]:06d}-{b[-1]:06d}", b) for b in batches]
-    summary = run_items(items, lambda k, b: _batch_work(k, b, ctx), claim.folder, desc="sample")
+    summary = run_items(items, work, claim.folder, desc="sample", executor=executor)
     if summary.ok:
         model_manifest = Path(synth.source).parent / "manifest.json"
         extra = (

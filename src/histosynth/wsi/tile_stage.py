@@ -17,13 +17,16 @@ import hashlib
 import io
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from histosynth.artifacts import atomic_write_bytes, prepare_output, write_manifest
 from histosynth.config import ConfigError, config_to_dict
 from histosynth.data.splits import assign_splits
 from histosynth.jobs import RunSummary, run_items
 from histosynth.wsi.tiling import TileConfig, tile_slide
+
+if TYPE_CHECKING:
+    from histosynth.distributed.executors import Executor
 
 __all__ = ["KIND", "SLIDE_SUFFIXES", "find_slides", "read_tiles", "run_tile_stage"]
 
@@ -116,6 +119,7 @@ def run_tile_stage(
     workers: int = 1,
     overwrite: bool = False,
     show_progress: bool = True,
+    executor: Executor | None = None,
 ) -> tuple[RunSummary, dict[str, Any]]:
     """Tile every slide into ``folder``, resuming a previous run of the same settings.
 
@@ -134,6 +138,10 @@ def run_tile_stage(
         Slides tiled in parallel (processes).
     overwrite
         Replace a folder that holds another artefact.
+    executor
+        Where slides are tiled (:mod:`histosynth.distributed.executors`); overrides
+        ``workers``. Each slide writes its own shard, merged in slide order, so the table is
+        the same whichever executor ran it.
 
     Returns
     -------
@@ -162,7 +170,9 @@ def run_tile_stage(
         scheme=scheme,
     )
     items = [(name, {"path": str(path), "split": splits[name]}) for name, path in slides.items()]
-    summary = run_items(items, work, out.folder, desc="tile", workers=workers, show_progress=show_progress)
+    summary = run_items(
+        items, work, out.folder, desc="tile", workers=workers, executor=executor, show_progress=show_progress
+    )
     done = summary.outputs()
     n_tiles = _merge_shards(out.folder, [k for k in slides if k in done])
     manifest = write_manifest(
