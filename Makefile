@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 export HF_HUB_OFFLINE = 1
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-quick results clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,15 +24,24 @@ demo: $(VENV)/.installed
 	$(BIN)/histosynth demo
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 test: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/python -m pytest
 
+# Every benchmark at full size (hours on 2 cores) or at small sizes (minutes; results/quick/).
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/run_all.py
+
+bench-quick: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/run_all.py --quick
+
+# docs/results.md: the three conditioning variants with equal step budgets (about 1.5 h on 2 cores).
+results: $(VENV)/.installed
+	$(BIN)/histosynth demo --out runs/results --set train_steps=1000 --set n_samples=128
+	$(BIN)/python scripts/write_results.py runs/results
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -235,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         "--inception-repeats", type=int, default=1, help="runs per tool, ABBA order (inception-v3)"
     )
     p.add_argument("--workers", type=int, default=2, help="loader threads (ours) / processes (clean-fid)")
+    p.add_argument("--out", type=Path, default=HERE / "results" / "fd.json", help="JSON to write")
     p.add_argument("--child", nargs=3, metavar=("KIND", "SPEC", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -251,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                                args.inception_repeats if inc else args.repeats))  # fmt: skip
     import torch
 
-    path = HERE / "results" / "fd.json"
+    path = args.out
     if path.is_file():  # keep the runs of configurations not measured this time
         done = {r["detector"] for r in runs}
         runs = [r for r in json.loads(path.read_text()).get("runs", []) if r["detector"] not in done] + runs

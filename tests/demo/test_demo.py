@@ -36,3 +36,17 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
     again: list[str] = []
     run_demo(tmp_path / "demo", plan, echo=again.append)
     assert any("budget is spent" in x for x in again)
+    # docs/results.md is written from the run's files: every FD in the page is the metrics' one
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "write_results.py"
+    spec = importlib.util.spec_from_file_location("write_results", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = module.write(tmp_path / "demo", tmp_path / "results.md")
+    assert "--set train_steps" not in text and "histosynth demo --out" in text
+    for variant in ("map", "tokens"):
+        for det in ("handcrafted", "random-init-cnn"):
+            assert module._fmt(metrics["metrics"][variant][f"fd_{det}"]) in text
+    assert "| map only | " in text and "memorised share" in text

@@ -1,0 +1,324 @@
+"""Write ``docs/results.md`` from a finished demo run: the paper's ablation at CPU scale.
+
+Every number in the page comes from the run's files (``demo-run.json``, ``evaluation/
+metrics.json``, ``train/<variant>/stats.jsonl``) or from this machine; none is typed in.
+The paper's published figures are quoted from ``paper.md`` as the comparison.
+
+Usage::
+
+    histosynth demo --out runs/results --set train_steps=1000 --set n_samples=128
+    python scripts/write_results.py runs/results            # -> docs/results.md
+
+(``make results`` runs both.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = "real-heldout"
+DUAL = ("spatial", "tokens")
+NAMES = {"map": "map only", "spatial": "map + crops (spatial)", "tokens": "map + crops (tokens)"}
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    if x is None:
+        return "–"
+    return f"{x:.{digits}g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.2e}"
+
+
+def _machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 2**20:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{cpu}, {os.cpu_count()} logical cores{mem}, no GPU, {platform.system()} {platform.release()}"
+
+
+def _command(run: Path, plan: dict) -> str:
+    from histosynth.demo import DemoPlan
+
+    defaults = DemoPlan()
+    sets = []
+    for f in fields(DemoPlan):
+        value = plan.get(f.name)
+        default = getattr(defaults, f.name)
+        if isinstance(default, tuple):
+            default = list(default)
+        if f.name != "minutes" and value is not None and value != default:
+            sets.append(f"--set {f.name}={json.dumps(value) if isinstance(value, list) else value}")
+    minutes = "" if plan.get("train_steps") else f" --minutes {plan.get('minutes'):g}"
+    return f"histosynth demo --out {run}{minutes} " + " ".join(sets)
+
+
+def _training(run: Path, variants: list[str]) -> list[dict]:
+    rows = []
+    for v in variants:
+        log: dict[int, dict] = {}
+        path = run / "train" / v / "stats.jsonl"
+        for line in path.read_text().splitlines() if path.is_file() else []:
+            if line.strip():
+                rec = json.loads(line)
+                log[rec["step"]] = rec  # a resumed run logs its steps again: the last one counts
+        recs = [log[s] for s in sorted(log)]
+        tail = recs[-5:]
+        rows.append({
+            "variant": v,
+            "steps": recs[-1]["step"] if recs else 0,
+            "s_per_step": statistics.median(r["step_time"] for r in recs) if recs else None,
+            "loss_start": recs[0]["loss"] if recs else None,
+            "loss_end": statistics.fmean(r["loss"] for r in tail) if tail else None,
+        })  # fmt: skip
+    return rows
+
+
+def _parameters(run: Path, variants: list[str]) -> dict[str, int]:
+    """Parameter count of each variant's final model (denoiser and conditioning, no EMA copy)."""
+    from safetensors import safe_open
+
+    out = {}
+    for v in variants:
+        steps = sorted((run / "train" / v / "checkpoints").glob("step-*"), key=lambda p: int(p.name[5:]))
+        files = sorted(steps[-1].rglob("*.safetensors")) if steps else []
+        files = [f for f in files if "training_state" not in f.relative_to(steps[-1]).parts]
+        n = 0
+        for f in files:
+            with safe_open(f, "pt") as st:
+                n += sum(_numel(st.get_slice(k).get_shape()) for k in st)
+        if n:
+            out[v] = n
+    return out
+
+
+def _numel(shape: list[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _goals(
+    m: dict, detectors: list[str], tstr: dict, variants: list[str]
+) -> list[tuple[str, str, str, bool]]:
+    rows = []
+    duals = [v for v in DUAL if v in variants]
+    if "map" in variants:
+        for det in detectors:
+            for v in duals:
+                ratio = m["map"][f"fd_{det}"] / m[v][f"fd_{det}"]
+                rows.append((f"FD map-only / {NAMES[v]} ({det})", f"{ratio:.2f}×", "≥ 2×", ratio >= 2))
+    real = next((r["miou_mean"] for r in tstr.get("table", []) if r["train"] == "real"), None)
+    for r in tstr.get("table", []):
+        if real and r["train"] == "synthetic":
+            ratio = r["miou_mean"] / real
+            rows.append((f"TSTR mIoU synthetic-only / real ({NAMES[r['variant']]})", f"{ratio:.3f}", "≥ 0.98",
+                         ratio >= 0.98))  # fmt: skip
+        if real and r["train"] == "real+synthetic":
+            gain = r["miou_mean"] - real
+            rows.append((f"TSTR mIoU real+synthetic − real ({NAMES[r['variant']]}, mix {r['mix']:g})",
+                         f"{gain:+.3f}", "> 0", gain > 0))  # fmt: skip
+    for v in variants:
+        n = m[v].get(f"n_synthetic_{detectors[0]}") or 1
+        share = m[v].get("memo_offending_images", 0) / n
+        rows.append((f"memorised share ({NAMES[v]})", f"{100 * share:.1f} %", "< 1 %", share < 0.01))
+    return rows
+
+
+def _reading(m: dict, detectors: list[str], tstr: dict, variants: list[str], goals) -> list[str]:
+    """Sentences computed from the numbers (the prose around them is fixed)."""
+    out = []
+    duals = [v for v in DUAL if v in variants]
+    if "map" in variants and duals:
+        wins = [(d, v) for d in detectors for v in duals if m[v][f"fd_{d}"] < m["map"][f"fd_{d}"]]
+        # A win counts as resolved when the bootstrap intervals do not overlap.
+        clear = [
+            (d, v)
+            for d, v in wins
+            if (m[v].get(f"fd_ci_high_{d}") or 0) < (m["map"].get(f"fd_ci_low_{d}") or 0)
+        ]
+        out.append(
+            f"- Dual conditioning has a lower FD than map-only in {len(wins)} of "
+            f"{len(detectors) * len(duals)} (detector, variant) pairs, with non-overlapping 95 % intervals in "
+            f"{len(clear)}; the 2× goal holds in {sum(g[3] for g in goals if g[0].startswith('FD'))}."
+        )
+    floor = {d: m[REAL].get(f"fd_{d}") for d in detectors}
+    for d in detectors:
+        best = min(variants, key=lambda v: m[v][f"fd_{d}"])
+        if floor[d]:
+            out.append(
+                f"- Under `{d}` the best variant is {NAMES[best]} (FD {_fmt(m[best][f'fd_{d}'])}); held-out real "
+                f"patches against the training patches give {_fmt(floor[d])}, "
+                f"{m[best][f'fd_{d}'] / floor[d]:.1f}× lower: the gap to real tissue is still large."
+            )
+    tstr_goals = [g for g in goals if g[0].startswith("TSTR mIoU synthetic")]
+    if tstr_goals:
+        out.append(
+            f"- A segmenter trained on synthetic images alone reaches {', '.join(g[1] for g in tstr_goals)} of the "
+            f"real-trained segmenter's mIoU (goal 0.98); adding synthetic to real "
+            f"{'helps' if any(g[3] for g in goals if 'real+synthetic' in g[0]) else 'does not help'} here."
+        )
+    return out
+
+
+def write(run: Path, out: Path) -> str:
+    meta = json.loads((run / "demo-run.json").read_text())
+    metrics = json.loads((run / "evaluation" / "metrics.json").read_text())
+    plan, m = meta["plan"], metrics["metrics"]
+    variants, detectors = metrics["variants"], metrics["metric_detectors"]
+    tstr = metrics.get("tstr", {})
+    train = _training(run, variants)
+    goals = _goals(m, detectors, tstr, variants)
+    counts = metrics["counts"]
+    rel = str(run.relative_to(ROOT)) if run.is_absolute() and run.is_relative_to(ROOT) else str(run)
+    params = _parameters(run, variants)
+    L = [
+        "# Results: the paper's conditioning ablation at CPU scale",
+        "",
+        f"<!-- written by scripts/write_results.py from {rel}; do not edit by hand: re-run it -->",
+        "",
+        "The three conditioning variants of the paper (semantic map only; map + tissue crops placed in",
+        "their regions, as the paper does; map + crops as position-free tokens, our extension), trained",
+        "with **equal budgets** on the same real data and compared by Fréchet distance under every",
+        "offline detector, precision/recall, mask fidelity, memorisation and a DeepLabv3+ trained on",
+        "synthetic data (TSTR). All from one run of `histosynth demo` on the bundled CMU slide.",
+        "",
+        "## Command",
+        "```",
+        _command(Path(rel), plan),
+        f"python scripts/write_results.py {rel}",
+        "```",
+        "(`make results` runs both.) Budget: "
+        + (
+            f"{plan['train_steps']} optimiser steps per variant (equal steps, so the comparison does not depend on "
+            "how busy the machine was)."
+            if plan.get("train_steps")
+            else f"{plan['minutes']:g} minutes in all."
+        ),  # fmt: skip
+        "",
+        "## Setup",
+        f"- Machine: {_machine()}; Python {metrics['versions'].get('python')}, torch "
+        f"{metrics['versions'].get('torch')}, histosynth {metrics['versions'].get('histosynth')}.",
+        f"- Data: CMU-1-Small-Region (one H&E section, CC0) tiled at {plan['patch_mpp']:g} µm/px into "
+        f"{plan['size']} px patches; two-class stain-derived maps (epithelium, stroma, plus background) "
+        "as the stand-in for expert annotations; splits by slide region "
+        f"({plan['region_um']:g} µm): {counts.get('real_train')} training and {counts.get('real_heldout')} "
+        "held-out real patches.",
+        f"- Model: preset `cpu-tiny` (pixel space through a 4×4 space-to-depth codec, v-prediction; "
+        f"{', '.join(f'{NAMES[v]} {n / 1e6:.2f} M' for v, n in params.items())} parameters), seed {plan['seed']}.",
+        f"- Sampling: {plan['n_samples']} images per variant on held-out maps, `{plan['sampler']}` "
+        f"{plan['sample_steps']} steps, guidance map {plan['guidance_map']:g} / crops {plan['guidance_crops']:g}; "
+        "crops from the training split's crop bank.",
+        f"- Segmenter (TSTR, mask fidelity): DeepLabv3+ (ResNet-18, random init), "
+        f"{plan['segmenter_steps']} steps, one seed; tested on the held-out real patches.",
+        "",
+        "| variant | steps | s/step (median) | loss first → last 5 |",
+        "|---|---|---|---|",
+    ]
+    for r in train:
+        L.append(f"| {NAMES[r['variant']]} | {r['steps']} | {_fmt(r['s_per_step'])} | "
+                 f"{_fmt(r['loss_start'])} → {_fmt(r['loss_end'])} |")  # fmt: skip
+    for det in detectors:
+        L += [
+            "",
+            f"## Distribution under `{det}` ({metrics['detectors'][det].get('identity', det)})",
+            "| images | FD (95 % CI) | KID | precision | recall | density | coverage |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for v in [*variants, REAL]:
+            x = m[v]
+            name = NAMES.get(v, "real held-out (reference)")
+            L.append(
+                f"| {name} | {_fmt(x[f'fd_{det}'])} ({_fmt(x.get(f'fd_ci_low_{det}'))}–"
+                f"{_fmt(x.get(f'fd_ci_high_{det}'))}) | {_fmt(x.get(f'kid_{det}'))} | "
+                f"{_fmt(x.get(f'precision_{det}'))} | {_fmt(x.get(f'recall_{det}'))} | "
+                f"{_fmt(x.get(f'density_{det}'))} | {_fmt(x.get(f'coverage_{det}'))} |"
+            )
+    L += [
+        "",
+        "Real held-out: the held-out real patches against the training patches, i.e. the floor a",
+        "perfect generator would reach with this many images.",
+        "",
+        "## Masks, memorisation, segmentation",
+        "| images | mask mIoU | memorised | crop copies | flagged as hallucination | TSTR mIoU (synthetic only) |"
+        + " TSTR mIoU (real + synthetic) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for v in [*variants, REAL]:
+        x = m[v]
+        n = x.get(f"n_synthetic_{detectors[0]}")
+        memo = f"{x.get('memo_offending_images', 0)} / {n}" if n else "–"
+        mixes = [k for k in x if k.startswith("tstr_miou_mix")]
+        L.append(
+            f"| {NAMES.get(v, 'real held-out (reference)')} | {_fmt(x.get('mask_miou'))} | {memo} | "
+            f"{x.get('crop_copies', '–')} | {_fmt(x.get('hallucination_share'))} | {_fmt(x.get('tstr_miou'))} | "
+            f"{', '.join(_fmt(x[k]) for k in mixes) or '–'} |"
+        )
+    L += [
+        "",
+        "Mask mIoU: a segmenter trained on real patches, applied to the images, scored against the map",
+        "each image was conditioned on (for real held-out patches: against their own maps). For the",
+        "real row, TSTR is the segmenter trained on real patches only.",
+        "",
+        "## Goals (issue 8)",
+        "| goal | measured | target | met |",
+        "|---|---|---|---|",
+        *[f"| {g[0]} | {g[1]} | {g[2]} | {'yes' if g[3] else 'no'} |" for g in goals],
+        "",
+        "## Reading",
+        *_reading(m, detectors, tstr, variants, goals),
+        "",
+        "How this differs from the paper, and why the numbers are not comparable with its table:",
+        "the paper trained a latent model at 256 px for days on thousands of annotated slides and",
+        "measured FD with pretrained encoders (ResNet-50 Barlow Twins, DINOv2, UNI, UNI2-h); this run",
+        "trains a small pixel-space model (parameters above) at 64 px on one slide for",
+        "minutes of CPU, and its detectors (a handcrafted colour/texture descriptor and a randomly",
+        "initialised CNN) are the only ones that exist without downloading weights. Random-feature",
+        "FD ranks distributions but is not calibrated like an Inception or UNI FD, and with a few",
+        "dozen held-out patches every FD carries the bootstrap interval shown. The paper's",
+        "published figures for reference: FD map-only → map + crops 430.1 → 72.0 (RN50-BT,",
+        "Camelyon16), worse on UNI (70.0 → 481.4); DeepLabv3+ IoU synthetic-only vs real 0.71 vs",
+        "0.72 (Camelyon16) and 0.95 vs 0.96 (PANDA). With pretrained encoder weights on disk,",
+        "`histosynth evaluate --detector uni --detector-weights ...` gives the paper's columns.",
+        "",
+    ]
+    text = "\n".join(L)
+    out.write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run", type=Path, help="the demo's output folder")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "results.md")
+    args = p.parse_args(argv)
+    for need in ("demo-run.json", "evaluation/metrics.json"):
+        if not (args.run / need).is_file():
+            print(
+                f"write_results: {args.run / need} is missing: run the demo to the end first", file=sys.stderr
+            )
+            return 2
+    write(args.run, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
