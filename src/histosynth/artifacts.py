@@ -34,6 +34,7 @@ __all__ = [
     "package_versions",
     "prepare_output",
     "read_manifest",
+    "sweep_temp_files",
     "write_manifest",
 ]
 
@@ -177,6 +178,29 @@ def write_manifest(
     return manifest
 
 
+def sweep_temp_files(folder: str | Path) -> int:
+    """Remove the hidden ``.*.tmp`` files and folders a killed run left under ``folder``.
+
+    Atomic writes go through such temporaries; a process killed midway leaves one behind,
+    and a resumed artefact must hold exactly what an uninterrupted run writes. Only the run
+    that claims the folder calls this, before any of its own writes.
+
+    Returns
+    -------
+    int
+        How many were removed.
+    """
+    import shutil
+
+    stale = [p for p in Path(folder).rglob(".*.tmp") if p.is_file() or p.is_dir()]
+    for p in sorted(stale, reverse=True):  # deepest first: a folder's contents before it
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return len(stale)
+
+
 @dataclass(frozen=True)
 class Output:
     """An output folder claimed by a stage run (see :func:`prepare_output`)."""
@@ -210,6 +234,8 @@ def prepare_output(
         except json.JSONDecodeError:
             have = None
         if have == want:
+            if marker == PENDING:
+                sweep_temp_files(folder)
             return Output(folder, want, complete=marker == MANIFEST)
         if not overwrite:
             raise ArtifactError(

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["checkpoints", "latest_checkpoint", "load_state", "save_checkpoint"]
+__all__ = ["checkpoints", "latest_checkpoint", "load_denoiser", "load_state", "save_checkpoint"]
 
 
 def checkpoints(root: str | Path) -> list[Path]:
@@ -95,6 +95,22 @@ def load_state(ckpt: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     trainer = torch.load(state / "trainer.pt", map_location="cpu", weights_only=True)
     optim = torch.load(state / "optimizer.pt", map_location="cpu", weights_only=True)
     return trainer, optim
+
+
+def load_denoiser(folder: str | Path) -> Any:
+    """A denoiser saved in a checkpoint, with no trace of where it was loaded from.
+
+    diffusers records the load path as ``_name_or_path`` in the model's config, and
+    ``save_pretrained`` writes it back: a resumed run's checkpoints would then differ from an
+    uninterrupted run's and carry a path of the machine that wrote them.
+    """
+    from diffusers.configuration_utils import FrozenDict
+
+    from histosynth.diffusion.denoiser import HistoDenoiser
+
+    model = HistoDenoiser.from_pretrained(folder, use_safetensors=True)
+    model._internal_dict = FrozenDict({k: v for k, v in model.config.items() if k != "_name_or_path"})
+    return model
 
 
 def restore_rng(trainer: dict[str, Any]) -> None:

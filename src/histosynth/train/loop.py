@@ -37,13 +37,19 @@ from histosynth.artifacts import MANIFEST, atomic_write_text, prepare_output, re
 from histosynth.config import ConfigError, config_to_dict
 from histosynth.data.patch_dataset import PatchDataset
 from histosynth.diffusion.codec import load_codec, measure_scale
-from histosynth.diffusion.denoiser import HistoDenoiser, build_denoiser
+from histosynth.diffusion.denoiser import build_denoiser
 from histosynth.diffusion.loss import DiffusionLoss
 from histosynth.diffusion.pipeline import HistoSynthPipeline, make_scheduler
 from histosynth.diffusion.schedule import NoiseSchedule
 from histosynth.progress import progress
 from histosynth.seeding import item_seed, torch_generator
-from histosynth.train.checkpoint import latest_checkpoint, load_state, restore_rng, save_checkpoint
+from histosynth.train.checkpoint import (
+    latest_checkpoint,
+    load_denoiser,
+    load_state,
+    restore_rng,
+    save_checkpoint,
+)
 from histosynth.train.config import TrainConfig, identity_config
 from histosynth.train.data import IDENTITY_LUT, BatchPlan, Curriculum, TrainData, make_loader
 from histosynth.train.ema import EMA
@@ -131,8 +137,8 @@ def _build(cfg: TrainConfig, data: TrainData, num_classes: int, ckpt: Path | Non
     """``(codec, model, ema_weights_model)`` fresh or from the checkpoint."""
     if ckpt is not None:
         codec = load_codec(ckpt / "codec")
-        model = HistoDenoiser.from_pretrained(ckpt / "training_state" / "denoiser", use_safetensors=True)
-        ema = HistoDenoiser.from_pretrained(ckpt / "denoiser", use_safetensors=True)
+        model = load_denoiser(ckpt / "training_state" / "denoiser")
+        ema = load_denoiser(ckpt / "denoiser")
         return codec, model, ema
     if not cfg.model.codec:
         raise ConfigError(
@@ -248,7 +254,6 @@ def train(
         trainer_state, optim_state = load_state(ckpt)
         optimizer.load_state_dict(optim_state)
         ema.model.load_state_dict(ema_weights.state_dict())
-        restore_rng(trainer_state)
         start = int(trainer_state["step"])
     model, optimizer = acc.prepare(model, optimizer)
     if acc.scaler is not None and "scaler" in trainer_state:
@@ -262,6 +267,8 @@ def train(
     plan = BatchPlan(len(data), o.batch_size, accum, acc.num_processes, acc.process_index, seed)
     plan.micro_batch  # noqa: B018 - validates the batch split before any work
     loader = iter(make_loader(data, plan, start * accum, steps * accum, cfg.data.workers))
+    if trainer_state:  # after the loader, whose creation draws from the global RNG as it did at step 0
+        restore_rng(trainer_state)
     final_lut = curriculum.luts[-1] if curriculum else IDENTITY_LUT
     examples = _grid_examples(data, cfg.run.grid_rows, final_lut) if acc.is_main_process else []
     stats_path = folder / "stats.jsonl"
