@@ -103,6 +103,7 @@ def build_config(
         On unknown presets, unknown keys, or values of the wrong type.
     """
     merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}  # dotted key → the config file that set it (named in errors)
     if preset is not None:
         presets = _PRESETS.get(cls, {})
         if preset not in presets:
@@ -118,9 +119,12 @@ def build_config(
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
         _check_keys(cls, data, source=str(path))
         _deep_update(merged, data)
+        origin.update(dict.fromkeys(_dotted(data), str(path)))
     if values:
         _check_keys(cls, values, source="values")
         _deep_update(merged, dict(values))
+        for key in _dotted(values):
+            origin.pop(key, None)
     for text in overrides:
         keys, value = parse_override(text)
         value_dict: dict[str, Any] = {}
@@ -130,7 +134,24 @@ def build_config(
         nested[keys[-1]] = value
         _check_keys(cls, value_dict, source=f"--set {text}")
         _deep_update(merged, value_dict)
-    return _instantiate(cls, merged, prefix="")
+        origin.pop(".".join(keys), None)
+    try:
+        return _instantiate(cls, merged, prefix="")
+    except ConfigError as exc:
+        key = str(exc).split(":", 1)[0]
+        if key in origin:
+            raise ConfigError(f"{origin[key]}: {exc}") from None
+        raise
+
+
+def _dotted(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Every key of a nested mapping, dotted (``a``, ``a.b``...)."""
+    keys = []
+    for k, v in data.items():
+        keys.append(f"{prefix}{k}")
+        if isinstance(v, Mapping):
+            keys += _dotted(v, f"{prefix}{k}.")
+    return keys
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

@@ -58,12 +58,27 @@ def decode_png(path: str | Path, mode: str) -> np.ndarray:
     """Read an image as RGB (``mode="RGB"``) or as a label map (``mode="L"``), safely."""
     from PIL import Image
 
-    with Image.open(path) as im:
-        if im.width * im.height > MAX_PIXELS:
-            raise ValueError(f"{path}: image of {im.width}×{im.height} px is too large to decode safely")
-        if mode == "L" and im.mode not in ("L", "P"):
-            raise ValueError(f"{path}: a label map must be a single-channel 8-bit PNG, got mode {im.mode}")
-        return np.asarray(im.convert(mode) if im.mode != mode and mode == "RGB" else im)
+    from histosynth.errors import UnsafeFileError
+
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise UnsafeFileError(
+                    f"{path}: image of {im.width}×{im.height} px is too large to decode safely"
+                )
+            if mode == "L" and im.mode not in ("L", "P"):
+                raise ArtifactError(
+                    f"{path}: a label map must be a single-channel 8-bit PNG, got mode {im.mode}"
+                )
+            return np.asarray(im.convert(mode) if im.mode != mode and mode == "RGB" else im)
+    except (UnsafeFileError, ArtifactError):
+        raise
+    except Image.DecompressionBombError:  # Pillow refuses twice its own limit before our check
+        raise UnsafeFileError(f"{path}: image is too large to decode safely") from None
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: file not found") from None
+    except Exception as exc:  # Pillow raises many types on truncated or foreign files
+        raise ArtifactError(f"{path}: cannot decode the image ({type(exc).__name__}: {exc})") from None
 
 
 def class_fractions(label: np.ndarray, n_classes: int) -> list[float]:
@@ -173,9 +188,13 @@ class PatchDataset:
         missing = [c for c in REQUIRED_COLUMNS if c not in index.columns]
         if missing:
             raise ArtifactError(f"{self.folder / 'index.parquet'}: missing columns {missing}")
-        for col in ("image", "map"):
-            for rel in index[col]:
-                self._resolve(rel)
+        # Every listed file must be inside the folder and present: a dataset with a hole fails
+        # here, in one sentence, not hours into training. Unlisted (extra) files are never read.
+        absent = [rel for col in ("image", "map") for rel in index[col] if not self._resolve(rel).is_file()]
+        if absent:
+            raise ArtifactError(
+                f"{self.folder}: {len(absent)} file(s) listed in index.parquet are missing, e.g. {absent[0]!r}"
+            )
         if split is not None:
             index = index[index["split"] == split].reset_index(drop=True)
         self.index = index

@@ -74,7 +74,11 @@ class Synthesizer:
         from histosynth.diffusion.pipeline import HistoSynthPipeline
 
         model_dir = resolve_model_dir(path)
-        pipe = HistoSynthPipeline.from_pretrained(str(model_dir), use_safetensors=True).to(device)
+        from histosynth.train.checkpoint import load_checked
+
+        pipe = load_checked(
+            model_dir, lambda: HistoSynthPipeline.from_pretrained(str(model_dir), use_safetensors=True)
+        ).to(device)
         pipe.set_progress_bar_config(disable=True)
         classes = None
         for cand in (model_dir / "classes.json", model_dir.parent / "classes.json",

@@ -18,12 +18,24 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
-__all__ = ["checkpoints", "latest_checkpoint", "load_denoiser", "load_state", "save_checkpoint"]
+from histosynth.artifacts import ArtifactError
+
+T = TypeVar("T")
+
+__all__ = [
+    "checkpoints",
+    "latest_checkpoint",
+    "load_checked",
+    "load_denoiser",
+    "load_state",
+    "save_checkpoint",
+]
 
 
 def checkpoints(root: str | Path) -> list[Path]:
@@ -97,6 +109,31 @@ def load_state(ckpt: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return trainer, optim
 
 
+def load_checked(folder: str | Path, load: Callable[[], T]) -> T:
+    """Run ``load()`` (a diffusers ``from_pretrained``), turning a failure into one sentence.
+
+    A model folder whose ``config.json`` does not match its weights (an edited or mixed-up
+    checkpoint) makes diffusers raise a long ``ValueError``; the user gets the folder and the
+    first line of the reason instead of a traceback.
+
+    Raises
+    ------
+    ArtifactError
+        When the folder cannot be loaded.
+    """
+    from histosynth.errors import USER_ERRORS
+
+    try:
+        return load()
+    except USER_ERRORS:
+        raise
+    except Exception as exc:  # diffusers/safetensors raise ValueError, OSError, KeyError...
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ArtifactError(
+            f"{folder}: cannot load the model; its config does not match its weights ({reason})"
+        ) from None
+
+
 def load_denoiser(folder: str | Path) -> Any:
     """A denoiser saved in a checkpoint, with no trace of where it was loaded from.
 
@@ -108,7 +145,7 @@ def load_denoiser(folder: str | Path) -> Any:
 
     from histosynth.diffusion.denoiser import HistoDenoiser
 
-    model = HistoDenoiser.from_pretrained(folder, use_safetensors=True)
+    model = load_checked(folder, lambda: HistoDenoiser.from_pretrained(folder, use_safetensors=True))
     model._internal_dict = FrozenDict({k: v for k, v in model.config.items() if k != "_name_or_path"})
     return model
 

@@ -81,7 +81,8 @@ class OpenSlideReader(SlideReader):
             rgba = np.asarray(self._slide.read_region((x0, y0), level, (width, height)))
         except Exception as exc:  # openslide raises OpenSlideError on corrupt tiles
             raise SlideError(
-                f"{self.path}: cannot read region at ({x0}, {y0}) level {level} ({exc})"
+                f"{self.path}: cannot read region at ({x0}, {y0}) level {level}; "
+                f"the file is truncated or corrupt ({exc})"
             ) from None
         rgb = np.ascontiguousarray(rgba[..., :3])  # the one copy a read needs
         # OpenSlide returns transparent pixels outside the scanned area: show them as glass.
@@ -123,7 +124,8 @@ class TiffSlideReader(SlideReader):
             arr = self._slide.read_region((x0, y0), level, (width, height), as_array=True)
         except Exception as exc:  # corrupt tiles surface as codec errors
             raise SlideError(
-                f"{self.path}: cannot read region at ({x0}, {y0}) level {level} ({exc})"
+                f"{self.path}: cannot read region at ({x0}, {y0}) level {level}; "
+                f"the file is truncated or corrupt ({exc})"
             ) from None
         arr = np.asarray(arr)
         if arr.ndim == 2:  # greyscale TIFF
@@ -186,6 +188,10 @@ def _decode_image(path: Path) -> np.ndarray:
         raise SlideError(f"{path}: file not found") from None
     except SlideError:
         raise
+    except Image.DecompressionBombError:  # Pillow refuses twice its own limit before our check runs
+        raise SlideError(
+            f"{path}: image is too large to decode safely (over {2 * Image.MAX_IMAGE_PIXELS} px)"
+        ) from None
     except Exception as exc:  # Pillow/tifffile raise many types on bad input
         raise SlideError(f"{path}: cannot decode the image ({type(exc).__name__}: {exc})") from None
     if arr.ndim == 2:
