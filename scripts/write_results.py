@@ -102,7 +102,7 @@ def _parameters(run: Path, variants: list[str]) -> dict[str, int]:
         n = 0
         for f in files:
             with safe_open(f, "pt") as st:
-                n += sum(_numel(st.get_slice(k).get_shape()) for k in st)
+                n += sum(_numel(st.get_slice(k).get_shape()) for k in st.keys())  # noqa: SIM118 (safe_open is not iterable)
         if n:
             out[v] = n
     return out
