@@ -9,6 +9,7 @@ local files or exhausting memory. Every error names the file and the offending a
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,8 +61,6 @@ def _valid_area(geom: Any, path: Path, label: str) -> Any | None:
         geom = shapely.union_all(parts) if parts else Polygon()
     if not isinstance(geom, Polygon | MultiPolygon) or geom.is_empty or geom.area <= 0:
         return None
-    import math
-
     if not all(map(math.isfinite, geom.bounds)):
         raise AnnotationError(f"{path}: {label} has non-finite coordinates")
     return geom
@@ -90,10 +89,13 @@ def read_asap_xml(path: str | Path) -> list[Annotation]:
 
     path = Path(path)
     try:
-        root = SafeET.parse(path, forbid_dtd=False, forbid_entities=True, forbid_external=True).getroot()
+        # ASAP/Camelyon16 files have no DOCTYPE; one that names an external DTD is refused too,
+        # so no parser setting can ever make it fetch anything.
+        root = SafeET.parse(path, forbid_dtd=True, forbid_entities=True, forbid_external=True).getroot()
     except DefusedXmlException as exc:
         raise UnsafeFileError(
-            f"{path}: refused to parse XML that uses entities or external references ({type(exc).__name__})"
+            f"{path}: refused to parse XML that uses a DOCTYPE, entities or external references "
+            f"({type(exc).__name__})"
         ) from None
     except SafeET.ParseError as exc:
         raise AnnotationError(f"{path}: not well-formed XML ({exc})") from None
@@ -114,8 +116,14 @@ def read_asap_xml(path: str | Path) -> list[Annotation]:
                 raise AnnotationError(f"{path}: {label} has a coordinate without numeric X/Y") from None
         if len(coords) < 3:
             raise AnnotationError(f"{path}: {label} has {len(coords)} vertices; a polygon needs at least 3")
+        if not all(math.isfinite(v) for c in coords for v in c):
+            raise AnnotationError(f"{path}: {label} has non-finite coordinates (nan or inf)")
         coords.sort(key=lambda t: t[0])
-        geom = _valid_area(Polygon([(x, y) for _, x, y in coords]), path, label)
+        try:
+            polygon = Polygon([(x, y) for _, x, y in coords])
+        except Exception as exc:  # GEOS refuses some degenerate rings
+            raise AnnotationError(f"{path}: {label} has a malformed outline ({exc})") from None
+        geom = _valid_area(polygon, path, label)
         if geom is not None:
             out.append(Annotation(group, geom, label))
     return out
@@ -164,7 +172,8 @@ def read_geojson(path: str | Path) -> list[Annotation]:
     for i, feat in enumerate(features):
         if not isinstance(feat, Mapping) or not isinstance(feat.get("geometry"), Mapping):
             raise AnnotationError(f"{path}: feature #{i} is not a GeoJSON Feature with a geometry")
-        props = feat.get("properties") or {}
+        props = feat.get("properties")
+        props = props if isinstance(props, Mapping) else {}
         name = _class_name(props)
         label = f"feature #{i}" + (f" ({props['name']!r})" if props.get("name") else "")
         if name is None:
