@@ -235,6 +235,15 @@ def write(run: Path, out: Path) -> str:
     for r in train:
         L.append(f"| {NAMES[r['variant']]} | {r['steps']} | {_fmt(r['s_per_step'])} | "
                  f"{_fmt(r['loss_start'])} → {_fmt(r['loss_end'])} |")  # fmt: skip
+    stage_seconds: dict[str, float] = {}
+    for invocation in meta.get("invocations") or [meta.get("steps", [])]:
+        for st in invocation:  # the invocation that did a step's work took the longest
+            stage_seconds[st["title"]] = max(stage_seconds.get(st["title"], 0.0), st["seconds"])
+    if stage_seconds:
+        L += ["", "Wall time per step of the run (minutes; the machine was shared, so these vary):", "",
+              "| step | minutes |", "|---|---|",
+              *[f"| {t} | {sec / 60:.1f} |" for t, sec in stage_seconds.items()],
+              f"| total | {sum(stage_seconds.values()) / 60:.1f} |"]  # fmt: skip
     for det in detectors:
         L += [
             "",

@@ -25,6 +25,7 @@ on how busy the machine was.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,9 +75,13 @@ def run_demo(out: str | Path, plan: DemoPlan = DemoPlan(), echo: Callable[[str],
     out.mkdir(parents=True, exist_ok=True)
     slide = str(cmu_small_region(verify=True))
     start = time.monotonic()
-    # What ran and how long each step took (this invocation only: resumed steps take ~0 s),
+    # What ran and how long each step took, one list per invocation (a resumed step takes ~0 s),
     # read by scripts/write_results.py for docs/results.md.
-    record: dict = {"plan": config_to_dict(plan), "steps": []}
+    log_path = out / "demo-run.json"
+    previous = json.loads(log_path.read_text()) if log_path.is_file() else {}
+    if previous.get("plan") != config_to_dict(plan):
+        previous = {}  # another plan: its timings say nothing about this one
+    record: dict = {"plan": config_to_dict(plan), "invocations": [*previous.get("invocations", []), []]}
 
     def step(title: str, *args: str) -> None:
         t0 = time.monotonic()
@@ -89,8 +94,9 @@ def run_demo(out: str | Path, plan: DemoPlan = DemoPlan(), echo: Callable[[str],
                 raise RuntimeError(
                     f"demo step failed: histosynth {' '.join(args)} (exit {exc.code})"
                 ) from None
-        record["steps"].append({"title": title.strip(), "command": args[0], "seconds": time.monotonic() - t0})
-        atomic_write_json(out / "demo-run.json", record)
+        record["invocations"][-1].append({"title": title.strip(), "command": args[0],
+                                          "seconds": time.monotonic() - t0})  # fmt: skip
+        atomic_write_json(log_path, record)
 
     s = str
     tiles, real, bank = out / "tiles", out / "dataset", out / "crop-bank"

@@ -36,6 +36,9 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
     again: list[str] = []
     run_demo(tmp_path / "demo", plan, echo=again.append)
     assert any("budget is spent" in x for x in again)
+    log = json.loads((tmp_path / "demo" / "demo-run.json").read_text())
+    assert len(log["invocations"]) == 2 and log["plan"]["n_samples"] == 8
+    assert max(s["seconds"] for s in log["invocations"][0]) > max(s["seconds"] for s in log["invocations"][1])
     # docs/results.md is written from the run's files: every FD in the page is the metrics' one
     import importlib.util
     from pathlib import Path
