@@ -90,6 +90,12 @@ def test_hierarchy_report_truth_and_reuse(embedded, synthetic_slide, tmp_path):
     assert "0 background" in page and "mosaics/k6_c1.png" in page and "overlays/syn_k3.png" in page
     hier = json.loads((out / "hierarchy.json").read_text())
     assert hier["fine_k"] == 6 and len(hier["levels"]["3"]) == 7 and hier["levels"]["3"][0] == 0
+    # the training curriculum reads this file as written: 7 fine ids (background + 6), then 4 coarse
+    from histosynth.train.data import Curriculum
+
+    cur = Curriculum(out, 7, ((3, 10), (6, 0)))
+    assert cur.num_classes == 7 + 4 and cur.lut(0)[:7].tolist() == [7 + p for p in hier["levels"]["3"]]
+    assert cur.lut(10)[:7].tolist() == list(range(7))
     # re-running the finished command does nothing and returns the same manifest
     assert run_cluster(folder / "emb", out, cfg, opener=opener, show_progress=False)["id"] == m["id"]
     # the saved model applied elsewhere reproduces the labels exactly

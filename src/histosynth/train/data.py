@@ -71,7 +71,9 @@ class Curriculum:
 
     The dataset's maps hold the finest clusters (ids ``0 .. K-1``); ``hierarchy.json`` in the
     dataset folder gives, for each coarser granularity ``k``, the parent cluster of every fine
-    id: ``{"levels": {"5": [p_0, …, p_{K-1}], "10": […], …}}``. During a coarse stage each map
+    id: ``{"levels": {"5": [p_0, …, p_{K-1}], "10": […], …}}``. The file the ``cluster``
+    stage writes, ``{"background": 0, "fine_k": K, "levels": …}``, counts ``k`` tissue types
+    *plus* the background id 0 (parents in ``0..k``; stage ``K`` is the finest). During a coarse stage each map
     (and crop class) is relabelled to its parent, in an id range of its own after the fine
     ids (coarse ``k`` at ``K + offset_k``), so the fine ids keep their meaning and a finished
     model takes fine maps unchanged.
@@ -89,24 +91,29 @@ class Curriculum:
     def __init__(self, folder: str | Path, num_fine: int, stages: tuple[tuple[int, int], ...]) -> None:
         path = Path(folder) / "hierarchy.json"
         try:
-            levels = {int(k): v for k, v in json.loads(path.read_text(encoding="utf-8"))["levels"].items()}
+            data = json.loads(path.read_text(encoding="utf-8"))
+            levels = {int(k): v for k, v in data["levels"].items()}
+            # The cluster stage's format: background 0 is an extra id at every level.
+            extra = 1 if "background" in data else 0
+            fine = {num_fine, int(data["fine_k"])} if "fine_k" in data else {num_fine}
         except FileNotFoundError:
             raise ConfigError(
                 f"{path}: data.curriculum needs this file (parent cluster per fine id)"
             ) from None
-        except (json.JSONDecodeError, KeyError, ValueError) as exc:
+        except (json.JSONDecodeError, KeyError, ValueError, TypeError, AttributeError) as exc:
             raise ConfigError(f"{path}: not a valid hierarchy file ({exc})") from None
         self.stages = tuple((int(k), int(until)) for k, until in stages)
         self.luts: list[np.ndarray] = []
         offset = num_fine
         for k, _ in self.stages:
             lut = np.arange(256, dtype=np.int64)
-            if k != num_fine:
+            if k not in fine:
+                n = k + extra  # coarse ids at this level
                 parents = np.asarray(levels.get(k, []), np.int64)
-                if len(parents) != num_fine or parents.min() < 0 or parents.max() >= k:
-                    raise ConfigError(f"{path}: level {k} must list {num_fine} parent ids in 0..{k - 1}")
+                if len(parents) != num_fine or parents.min() < 0 or parents.max() >= n:
+                    raise ConfigError(f"{path}: level {k} must list {num_fine} parent ids in 0..{n - 1}")
                 lut[:num_fine] = offset + parents
-                offset += k
+                offset += n
             self.luts.append(lut)
         self.num_classes = offset
 
@@ -234,13 +241,17 @@ class BatchPlan:
             )
         return b
 
+    def positions(self, micro: int) -> range:
+        """Positions in its step's global batch of the samples of micro-batch ``micro``."""
+        b = self.micro_batch
+        start = (micro * self.world + self.rank) * b
+        return range(start, start + b)
+
     def rows(self, step: int, micro: int) -> list[tuple[int, int]]:
         """``(epoch, row)`` of each sample of micro-batch ``micro`` of ``step``."""
-        b = self.micro_batch
-        start = step * self.global_batch + (micro * self.world + self.rank) * b
         return [
             (p // self.n, int(_perm(self.seed, p // self.n, self.n)[p % self.n]))
-            for p in range(start, start + b)
+            for p in (step * self.global_batch + q for q in self.positions(micro))
         ]
 
 
