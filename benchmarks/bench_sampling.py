@@ -51,6 +51,7 @@ import math
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -282,6 +283,7 @@ def memory(model: Path, bank: Path, work: Path, plan: dict, threads: int) -> dic
     rows = []
     for size in plan["sizes"]:
         out = work / f"large-{size}"
+        shutil.rmtree(out, ignore_errors=True)  # a finished output would be served, not synthesised
         cmd = [sys.executable, __file__, "--child-memory", str(size), "--model", str(mm), "--bank", str(bank),
                "--memory-steps", str(plan["memory_steps"]), "--child-out", str(out), "--threads", str(threads)]  # fmt: skip
         env = {**os.environ, "HISTOSYNTH_PROGRESS": "0", "OMP_NUM_THREADS": str(threads)}

@@ -14,7 +14,9 @@ def test_large_image_is_a_pyramidal_slide_with_aligned_labels(tiny_checkpoint, t
     from shapely.geometry import Point, shape
 
     bank = build_crop_bank(tiny_dataset, tmp_path / "bank", CropBankConfig(split="all"))
-    cfg = LargeConfig(width=256, height=192, steps=2, sampler="ddim", fractions=(0, 0.4, 0.3, 0.3), window_batch=8)
+    cfg = LargeConfig(
+        width=256, height=192, steps=2, sampler="ddim", fractions=(0, 0.4, 0.3, 0.3), window_batch=8
+    )
     res = synthesize_large(tiny_checkpoint, tmp_path / "big", cfg, bank.folder)
     assert res["windows"] > 4 and np.isfinite(res["seam_score"])
     with openslide.OpenSlide(res["image"]) as s:
@@ -32,3 +34,26 @@ def test_large_image_is_a_pyramidal_slide_with_aligned_labels(tiny_checkpoint, t
     again = synthesize_large(tiny_checkpoint, tmp_path / "big", cfg, bank.folder)
     assert again == res  # complete: not redone
     assert not list((tmp_path / "big").glob("_canvas*"))
+
+
+def test_window_conditions_hold_no_autograd_graph(tiny_checkpoint, tiny_dataset, tmp_path, monkeypatch):
+    """Conditions are computed once per window batch and kept for every step: a graph kept with
+    them held each window's conditioning activations, so memory grew with the image."""
+    from histosynth.diffusion.pipeline import HistoSynthPipeline
+
+    made = []
+    prepare = HistoSynthPipeline.prepare_conditions
+
+    def spy(self, *args, **kwargs):
+        gc = prepare(self, *args, **kwargs)
+        made.append(gc)
+        return gc
+
+    monkeypatch.setattr(HistoSynthPipeline, "prepare_conditions", spy)
+    bank = build_crop_bank(tiny_dataset, tmp_path / "bank", CropBankConfig(split="all"))
+    cfg = LargeConfig(width=128, height=128, steps=1, sampler="ddim", fractions=(0, 0.5, 0.5), window_batch=2)
+    synthesize_large(tiny_checkpoint, tmp_path / "big", cfg, bank.folder)
+    assert len(made) > 1
+    for gc in made:
+        c = gc.conditions
+        assert all(t.grad_fn is None and not t.requires_grad for t in (c.spatial, c.tokens))

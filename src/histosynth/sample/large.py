@@ -21,7 +21,7 @@ Output folder::
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -143,16 +143,23 @@ def synthesize_large(
     H, W = cfg.height // f, cfg.width // f
     windows = [(y, x) for y in window_origins(H, lw, ov) for x in window_origins(W, lw, ov)]
     weight = torch.from_numpy(blend_weights(lw, ov)).to(device)
-    maps_t = torch.from_numpy(label.astype(np.int64))
+    maps_t = torch.from_numpy(label)  # uint8: an int64 copy would be 8 bytes per image pixel
 
-    # Conditions per window batch are fixed across steps: compute them once.
+    # Conditions per window batch are fixed across steps: compute them once, without autograd
+    # (a graph kept per window batch held the conditioning encoders' activations of every
+    # window: memory grew with the image). The window maps are kept as uint8 only: once the
+    # conditions exist, guided_eps reads nothing else.
     batches = [windows[i : i + cfg.window_batch] for i in range(0, len(windows), cfg.window_batch)]
     prepared = []
-    for batch in batches:
-        wmaps = torch.stack([maps_t[y * f : (y + lw) * f, x * f : (x + lw) * f] for y, x in batch])
-        wcrops = [[c for cls in np.unique(m.numpy()) for c in bank_crops.get(int(cls), [])] for m in wmaps]
-        prepared.append(pipe.prepare_conditions(wmaps.to(device), wcrops if bank else None,
-                                                cfg.guidance_map, cfg.guidance_crops))  # fmt: skip
+    with torch.inference_mode():
+        for batch in batches:
+            wmaps = torch.stack([maps_t[y * f : (y + lw) * f, x * f : (x + lw) * f] for y, x in batch])
+            wcrops = [
+                [c for cls in np.unique(m.numpy()) for c in bank_crops.get(int(cls), [])] for m in wmaps
+            ]
+            gc = pipe.prepare_conditions(wmaps.to(device), wcrops if bank else None, cfg.guidance_map,
+                                         cfg.guidance_crops)  # fmt: skip
+            prepared.append(replace(gc, maps=wmaps.to(device)))
 
     pipe.set_sampler(cfg.sampler)
     gen = torch_generator(item_seed(cfg.seed, "large-noise"), device=device)
@@ -172,7 +179,7 @@ def synthesize_large(
                 for (y, x), e in zip(batch, eps, strict=True):
                     acc[0, :, y : y + lw, x : x + lw] += e * weight
                     wsum[0, :, y : y + lw, x : x + lw] += weight
-            latents = pipe.scheduler.step(acc / wsum, t, latents).prev_sample
+            latents = pipe.scheduler.step(acc.div_(wsum), t, latents).prev_sample
 
         image = _decode_tiled(pipe, latents, windows, lw, ov, f, folder)
     mpp = cfg.mpp or (bank.mpp if bank is not None and bank.mpp else 0.5)
