@@ -9,6 +9,7 @@ from pathlib import Path
 
 from histosynth.jobs import run_items
 from histosynth.seeding import numpy_rng
+from tests.distributed.artefacts import cli, compare_folders, two_slides
 
 
 def work(key, item):
@@ -51,4 +52,27 @@ def executor_scenario(address: str, workdir: Path) -> dict:
         "second_done": second.done,
         "second_skipped": len(second.skipped),
         "resumed_same": val(second) == val(local),
+    }
+
+
+def stage_scenario(address: str, workdir: Path) -> dict:
+    """``tile`` and ``embed`` of two slides, locally and on the cluster, through the CLI."""
+    import ray
+
+    slides = two_slides(workdir / "slides")
+    tile = ["tile", slides, "--size", 128, "--min-tissue", 0.3]
+    embed = ["--encoder", "handcrafted", "--workers", 0, "--set", "batch_size=64"]
+    cli(*tile, "-o", workdir / "local" / "tiles")
+    cli("embed", workdir / "local" / "tiles", "-o", workdir / "local" / "emb", *embed)
+    ray_run = ["--executor", "ray", "--ray-address", address]
+    ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    nodes = [n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]]
+    ray.shutdown()
+    cli(*tile, "-o", workdir / "ray" / "tiles", *ray_run)
+    cli("embed", workdir / "ray" / "tiles", "-o", workdir / "ray" / "emb", *embed, *ray_run)
+    return {
+        "nodes": nodes,
+        "ray_shut_down": not ray.is_initialized(),  # the CLI closes what it opened
+        "tiles": compare_folders(workdir / "local" / "tiles", workdir / "ray" / "tiles"),
+        "embed": compare_folders(workdir / "local" / "emb", workdir / "ray" / "emb"),
     }

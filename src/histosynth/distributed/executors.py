@@ -17,10 +17,13 @@ fresh process each time (``max_calls=1``), which would reload the model per item
 
 from __future__ import annotations
 
+import multiprocessing
+import sys
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
 from typing import Any
 
 from histosynth.jobs import ItemRecord, call_item
@@ -58,7 +61,14 @@ class LocalExecutor(Executor):
             return
         # On interrupt, pending futures are cancelled; running ones finish into nothing
         # because every output is written atomically.
-        pool = ProcessPoolExecutor(max_workers=self.workers)
+        # Fresh (spawned) processes: a forked child of a process whose torch or OpenMP
+        # threads are running can deadlock, and each worker should load its own model.
+        pool = ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_extend_path,
+            initargs=(_import_root(work),),
+        )
         pending: set[Future[ItemRecord]] = set()
         it = iter(todo)
         try:
@@ -74,6 +84,25 @@ class LocalExecutor(Executor):
             for fut in pending:
                 fut.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _import_root(work: Work) -> str | None:
+    """The folder from which ``work``'s module is imported (a spawned worker unpickles it by
+    name, and the module may come from a folder that is not on ``sys.path``, e.g. tests)."""
+    fn = getattr(work, "func", work)  # functools.partial
+    name = getattr(fn, "__module__", None) or type(fn).__module__
+    file = getattr(sys.modules.get(name), "__file__", None)
+    if not file or name == "__main__":
+        return None
+    root = Path(file).resolve().parent
+    for _ in range(name.count(".") + (Path(file).name == "__init__.py")):
+        root = root.parent
+    return str(root)
+
+
+def _extend_path(root: str | None) -> None:
+    if root and root not in sys.path:
+        sys.path.append(root)
 
 
 @EXECUTORS.register("ray", help="a Ray cluster (--ray-address), or a local Ray instance")
