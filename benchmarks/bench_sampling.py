@@ -243,6 +243,9 @@ class _Poll(threading.Thread):
             pass
         return out
 
+    def reset(self) -> None:
+        self.peak = {k: self.read().get(k, 0) for k in self.peak}
+
     def run(self) -> None:
         while not self.stop.wait(0.02):
             for k, v in self.read().items():
@@ -253,7 +256,7 @@ def memory_child(model: str, bank: str, size: int, steps: int, out: str, threads
     """One large image in this (fresh) process; memory figures in MB."""
     import torch
 
-    from histosynth.sample.large import LargeConfig, synthesize_large
+    from histosynth.sample.large import LargeConfig, _large_map, synthesize_large
     from histosynth.sample.synthesis import Synthesizer
 
     torch.set_num_threads(threads)
@@ -261,8 +264,16 @@ def memory_child(model: str, bank: str, size: int, steps: int, out: str, threads
     poll.start()
     synth = Synthesizer.from_checkpoint(model)  # imports, weights: the baseline
     after_load = poll.read()
-    del synth
     cfg = LargeConfig(width=size, height=size, steps=steps, sampler="dpm++", seed=0)
+    # The procedural large map alone (synthesize_large makes it again): its share of the peak.
+    poll.reset()
+    label = _large_map(cfg, synth.classes, synth.image_size)
+    time.sleep(0.05)
+    map_peak = poll.peak["RssAnon"] / 1024
+    c = synth.pipe.denoiser.config
+    canvas_mb = int(c.latent_channels) * label.size / int(c.downsample) ** 2 * 4 / 2**20
+    del synth, label
+    poll.reset()
     t0 = time.perf_counter()
     res = synthesize_large(model, out, cfg, bank, overwrite=True)
     wall = time.perf_counter() - t0
@@ -274,8 +285,8 @@ def memory_child(model: str, bank: str, size: int, steps: int, out: str, threads
             "seam_score": res["seam_score"], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "peak_anon_mb": poll.peak["RssAnon"] / 1024, "peak_file_mb": poll.peak["RssFile"] / 1024,
             "rss_after_model_load_mb": after_load.get("VmRSS", 0) / 1024,
-            "anon_after_model_load_mb": after_load.get("RssAnon", 0) / 1024,
-            "load_avg_1m": os.getloadavg()[0]}  # fmt: skip
+            "anon_after_model_load_mb": after_load.get("RssAnon", 0) / 1024, "map_only_peak_anon_mb": map_peak,
+            "latent_canvas_mb": canvas_mb, "load_avg_1m": os.getloadavg()[0]}  # fmt: skip
 
 
 def memory(model: Path, bank: Path, work: Path, plan: dict, threads: int) -> dict:
@@ -493,11 +504,13 @@ def docs_block(report: dict) -> str:
               f"{mem['latent_channels']} channels at 1/{mem['downsample']}), overlap {mem['overlap']}, window batch "
               f"{mem['window_batch']}. *Anon* is the peak of the process's anonymous memory (what it needs); "
               "*RSS* adds the touched pages of the memory-mapped decode canvas (page cache the kernel can drop).", "",
-              "| side | windows / step | anon after model load, MB | peak anon, MB | peak RSS, MB | wall, s | seam score |",
-              "|---|---|---|---|---|---|---|"]  # fmt: skip
+              "| side | windows / step | anon after model load, MB | peak anon, MB | peak anon making the map alone, MB "
+              "| one latent canvas, MB | peak RSS, MB | wall, s | seam score |",
+              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for r in mem["rows"]:
             L.append(f"| {r['size']} | {r['windows']} | {_f(r['anon_after_model_load_mb'], 0)} | "
-                     f"{_f(r['peak_anon_mb'], 0)} | {_f(r['peak_rss_mb'], 0)} | {_f(r['wall_s'], 0)} | "
+                     f"{_f(r['peak_anon_mb'], 0)} | {_f(r['map_only_peak_anon_mb'], 0)} | {_f(r['latent_canvas_mb'], 0)} | "
+                     f"{_f(r['peak_rss_mb'], 0)} | {_f(r['wall_s'], 0)} | "
                      f"{_f(r['seam_score'], 3)} |")  # fmt: skip
         L.append("")
     q = report.get("quality")
