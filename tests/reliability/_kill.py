@@ -1,9 +1,9 @@
 """Kill a CLI run with SIGKILL at seeded moments, re-run it, and compare artefact folders.
 
-A crash test runs a command once uninterrupted (the reference), then, per seed, runs it into a
-fresh folder of the same path and kills it at a few moments drawn from a seeded RNG inside the
-measured working window (from the stage claiming its folder until it exits), re-runs it each
-time, and finally runs it to the end. The reference is moved aside and the crashed run reuses
+A crash test runs a command once uninterrupted (the reference, which also measures the working
+window: from the stage claiming its folder until it exits), then, per seed, runs it into a
+fresh folder of the same path and kills it a few times, each time once the run has made
+progress of its own plus a delay drawn from a seeded RNG, and finally runs it to the end. The reference is moved aside and the crashed run reuses
 its path, so artefacts that record their own location still compare byte for byte.
 """
 
@@ -66,18 +66,20 @@ def run_to_end(args: list[str], out: Path, ok: Iterable[int] = (0,)) -> float:
     return time.monotonic() - t0
 
 
-def run_and_kill(args: list[str], out: Path, delay: float, trigger: Callable[[], bool] | None = None) -> bool:
-    """Start the command and SIGKILL it ``delay`` s after it claims ``out`` (and ``trigger`` holds).
+def run_and_kill(args: list[str], out: Path, delay: float, progress: Callable[[Path], int]) -> bool:
+    """Start the command, wait until ``progress(out)`` grows, then SIGKILL it ``delay`` s later.
+
+    Waiting for progress (rather than timing from the start) makes every kill land inside this
+    run's own work, also on re-runs, which find the folder already claimed.
 
     Returns
     -------
     bool
         True when the kill landed while the command was still running.
     """
+    before = progress(out)
     proc = _popen(args)
-    _wait(proc, lambda: _started(out))
-    if trigger is not None:
-        _wait(proc, trigger)
+    _wait(proc, lambda: progress(out) > before)
     deadline = time.monotonic() + delay
     while proc.poll() is None and time.monotonic() < deadline:
         time.sleep(POLL)
@@ -127,8 +129,8 @@ def crash_and_resume(
     args: list[str],
     out: Path,
     seeds: Iterable[int],
+    progress: Callable[[Path], int],
     kills: int = 2,
-    trigger: Callable[[Path], bool] | None = None,
     same: Callable[[Path, Path], None] | None = None,
     skip: Iterable[str] = VOLATILE,
     ok: Iterable[int] = (0,),
@@ -143,10 +145,10 @@ def crash_and_resume(
         The output folder the arguments name (must not exist yet).
     seeds
         One crashed-and-resumed run per seed.
+    progress
+        A count that grows as the run finishes work (journal lines, checkpoint step).
     kills
-        Kills per seed; the first waits for ``trigger`` (progress on disk) when given.
-    trigger
-        ``trigger(out)`` is true once the run has finished some work worth interrupting.
+        Kills per seed, each after the run has made some progress of its own.
     same
         Extra comparison ``same(reference, resumed)`` (e.g. weights within tolerance).
     skip
@@ -164,9 +166,9 @@ def crash_and_resume(
         rng = np.random.default_rng(seed)
         report.delays[seed] = []
         for k in range(kills):
-            delay = float(rng.uniform(0.0, window))
+            delay = float(rng.uniform(0.0, window / 2))  # later kills would often miss the run
             report.delays[seed].append(delay)
-            killed = run_and_kill(args, out, delay, (lambda: trigger(out)) if trigger and k == 0 else None)
+            killed = run_and_kill(args, out, delay, progress)
             report.interrupted += killed
             if (out / "manifest.json").is_file():  # looking complete means being complete
                 assert digest(out, skip) == want, f"seed {seed} kill {k}: a manifest over an unfinished {out}"
@@ -186,9 +188,22 @@ def crash_and_resume(
     return report
 
 
-def journal_lines(path: Path) -> int:
-    """Lines in a journal file (0 when it does not exist yet)."""
-    try:
-        return len(path.read_text().splitlines())
-    except FileNotFoundError:
-        return 0
+def journal_lines(*names: str) -> Callable[[Path], int]:
+    """Progress as the lines of the named journals of the output folder (items finished)."""
+
+    def count(out: Path) -> int:
+        total = 0
+        for name in names:
+            try:
+                total += len((out / name).read_text().splitlines())
+            except FileNotFoundError:
+                continue
+        return total
+
+    return count
+
+
+def checkpoint_step(out: Path) -> int:
+    """Progress as the newest checkpoint's step (pruning old ones does not lower it)."""
+    steps = [int(p.name.split("-")[1]) for p in (out / "checkpoints").glob("step-*")]
+    return max(steps, default=0)

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from histosynth.cli.main import cli
 
-from ._kill import crash_and_resume, journal_lines
+from ._kill import checkpoint_step, crash_and_resume, journal_lines
 
 SEEDS = (11, 12)
 pytestmark = pytest.mark.slow
@@ -44,7 +44,7 @@ def test_tile_killed_and_resumed_equals_a_straight_run(slides, tmp_path):
     out = tmp_path / "tiles"
     args = ["tile", slides / "s", "-o", out, "--size", 64, "--annotations", slides / "ann",
             "--classes", slides / "classes.json"]  # fmt: skip
-    report = crash_and_resume(args, out, SEEDS, trigger=lambda o: journal_lines(o / "_journal.jsonl") >= 1)
+    report = crash_and_resume(args, out, SEEDS, journal_lines("_journal.jsonl"))
     assert report.interrupted >= 1
 
 
@@ -52,16 +52,14 @@ def test_dataset_killed_and_resumed_equals_a_straight_run(slides, tmp_path):
     out = tmp_path / "ds"
     args = ["dataset", slides / "tiles", "-o", out, "--annotations", slides / "ann",
             "--classes", slides / "classes.json", "--set", "chunk=8"]  # fmt: skip
-    report = crash_and_resume(
-        args, out, SEEDS, trigger=lambda o: journal_lines(o / "_plan_journal.jsonl") >= 1
-    )
+    report = crash_and_resume(args, out, SEEDS, journal_lines("_plan_journal.jsonl", "_journal.jsonl"))
     assert report.interrupted >= 1
 
 
 def test_embed_killed_and_resumed_equals_a_straight_run(slides, tmp_path):
     out = tmp_path / "emb"
     args = ["embed", slides / "tiles", "-o", out, "--workers", 0, "--set", "batch_size=16"]
-    report = crash_and_resume(args, out, SEEDS, trigger=lambda o: journal_lines(o / "_journal.jsonl") >= 1)
+    report = crash_and_resume(args, out, SEEDS, journal_lines("_journal.jsonl"))
     assert report.interrupted >= 1
 
 
@@ -94,7 +92,7 @@ def test_train_killed_and_resumed_equals_a_straight_run(tiny_dataset, tmp_path):
         ["train", tiny_dataset, out, *TRAIN],
         out,
         SEEDS,
-        trigger=lambda o: any((o / "checkpoints").glob("step-*")),
+        checkpoint_step,
         same=_same_training,
         skip=("manifest.json", "stats.jsonl"),  # stats carry timings; their losses are compared
     )
