@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from histosynth.errors import USER_ERRORS
 from histosynth.evaluate.detectors import DETECTORS, build_detector, detector_names
 from histosynth.evaluate.features import FeatureCache, ImageSet, cache_key, clean_resize, extract, image_set
 from histosynth.registry import RegistryError
@@ -98,7 +99,7 @@ def test_png_only_and_every_png_flavour_reads_as_rgb(toy, tmp_path):
 
     Image.fromarray(toy["images"][0]).save(tmp_path / "a.png", format="JPEG")
     s = ImageSet("x", tmp_path, ("a", "b"), ("a.png", "a.png"))
-    with pytest.raises(ValueError, match="PNG images only"):
+    with pytest.raises(USER_ERRORS, match="PNG images only"):  # one sentence from the CLI
         s.load(0)
     rgb = toy["images"][0]
     for mode in ("RGB", "RGBA", "L", "P"):
@@ -121,3 +122,17 @@ def test_embedding_encoders_are_detectors(toy):
     f = det.features(toy["images"][:3].astype(np.float32) + 0.4)  # rounded to the same uint8 pixels
     np.testing.assert_array_equal(f, det.features(toy["images"][:3].astype(np.float32)))
     assert f.shape == (3, det.dim)
+
+
+def test_read_png_refuses_an_oversized_image_before_decoding(tmp_path):
+    import struct
+    import zlib
+
+    from histosynth.evaluate.features import read_png_rgb
+
+    ihdr = struct.pack(">IIBBBBB", 60_000, 60_000, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    (tmp_path / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk)
+    with pytest.raises(USER_ERRORS, match="60000×60000 px is too large to decode safely") as info:
+        read_png_rgb(tmp_path / "b.png")
+    assert "b.png" in str(info.value)

@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from histosynth.artifacts import atomic_write_bytes, canonical_json
+from histosynth.artifacts import ArtifactError, atomic_write_bytes, canonical_json
 from histosynth.data.patch_dataset import MAX_PIXELS
+from histosynth.errors import UnsafeFileError
 from histosynth.evaluate.detectors import Detector
 from histosynth.evaluate.stats import FeatureStats, StreamingStats
 from histosynth.progress import progress
@@ -72,10 +73,10 @@ def read_png_rgb(path: str | Path) -> np.ndarray:
     """
     data = Path(path).read_bytes()
     if data[:8] != _PNG_SIGNATURE:
-        raise ValueError(f"{path}: evaluation reads PNG images only, this is not a PNG file")
+        raise ArtifactError(f"{path}: evaluation reads PNG images only, this is not a PNG file")
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     if width * height > MAX_PIXELS:
-        raise ValueError(f"{path}: image of {width}×{height} px is too large to decode safely")
+        raise UnsafeFileError(f"{path}: image of {width}×{height} px is too large to decode safely")
     if data[24] == 8 and data[25] == 2:  # IHDR: bit depth 8, colour type 2 (truecolour)
         import imagecodecs
 
