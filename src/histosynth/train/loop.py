@@ -52,6 +52,7 @@ from histosynth.train.checkpoint import (
 )
 from histosynth.train.config import TrainConfig, identity_config
 from histosynth.train.data import IDENTITY_LUT, BatchPlan, Curriculum, TrainData, make_loader
+from histosynth.train.draws import draw, sample_generators
 from histosynth.train.ema import EMA
 from histosynth.train.grid import loss_curve, save_grid
 
@@ -277,16 +278,17 @@ def train(
         (folder / "samples").mkdir(exist_ok=True)
     kl_codec = hasattr(codec, "encoder")
 
-    def micro_step(batch: Any, gen: torch.Generator) -> Any:
+    def micro_step(batch: Any, gens: list[torch.Generator]) -> Any:
         images, maps = batch.images.to(device, non_blocking=True), batch.maps.to(device, non_blocking=True)
         crops = batch.crops.to(device)
         with torch.no_grad():
-            x0 = codec.encode_latents(images.to(codec.dtype), generator=gen if kl_codec else None).float()
-        B = x0.shape[0]
-        drop_map = torch.rand(B, generator=gen, device=device) < cfg.diffusion.drop_map
-        drop_crops = torch.rand(B, generator=gen, device=device) < cfg.diffusion.drop_crops
+            x0 = codec.encode_latents(images.to(codec.dtype), generator=gens if kl_codec else None).float()
+        d = cfg.diffusion
+        dr = draw(gens, x0.shape[1:], schedule.num_train_timesteps, d.drop_map, d.drop_crops, device)
         with acc.autocast():
-            return loss_fn(lambda x, t: model(x, t, maps, crops, drop_map, drop_crops), x0, gen)
+            return loss_fn(
+                lambda x, t: model(x, t, maps, crops, dr.drop_map, dr.drop_crops), x0, t=dr.t, noise=dr.noise
+            )
 
     def checkpoint(step: int) -> None:
         if acc.is_main_process:
@@ -313,12 +315,11 @@ def train(
                 td = time.perf_counter()
                 batch = next(loader)
                 window["data"] += time.perf_counter() - td
-                gen = torch.Generator(device).manual_seed(
-                    item_seed(seed, "noise", step, micro, acc.process_index)
-                )
+                # per-sample draws: the result does not depend on how the global batch is split
+                gens = sample_generators(seed, step, plan.positions(micro))
                 sync = acc.no_sync(model) if micro < accum - 1 else contextlib.nullcontext()
                 with sync:
-                    terms = micro_step(batch, gen)
+                    terms = micro_step(batch, gens)
                     acc.backward(terms.loss.mean() / accum)
                 window["loss"] += terms.raw.mean().detach() / accum
                 window["wloss"] += terms.loss.mean().detach() / accum
@@ -395,6 +396,7 @@ def _log(acc: Any, path: Path, w: dict[str, Any], step: int, lr: float, cfg: Tra
         "lr": lr, "step_time": w["t"] / n, "data_time": w["data"] / n,
         "samples_per_s": cfg.optim.batch_size * n / max(w["t"], 1e-9),
         "peak_mem_mb": _peak_memory_mb(device), "elapsed": time.perf_counter() - t_run,
+        "processes": acc.num_processes,
     }  # fmt: skip
     if acc.is_main_process:
         with open(path, "a", encoding="utf-8") as fh:
