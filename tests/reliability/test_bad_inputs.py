@@ -215,3 +215,22 @@ def test_large_slide_image_refused_before_decoding(tmp_path, capsys):
     assert code == 1 and "Traceback" not in text
     assert "scan.png" in _failures(text)["scan"] and "too large" in text
     assert np.iinfo(np.int64).max  # keeps numpy imported for the slide helpers' types
+
+
+def test_class_map_that_does_not_fit_the_model(tiny_checkpoint, tmp_path):
+    from histosynth.data.classmap import ClassMapError
+    from histosynth.sample.synthesis import Synthesizer
+
+    synth = Synthesizer.from_checkpoint(tiny_checkpoint)
+    label = np.zeros((64, 64), np.uint8)
+    label[:, 32:] = 9  # the tiny model knows 4 classes
+    with pytest.raises(ClassMapError, match="class id 9, but the model knows ids 0..3"):
+        synth.generate_batch([label], None, [0], steps=1)
+    run = shutil.copytree(tiny_checkpoint, tmp_path / "run")
+    names = [{"id": i, "name": f"c{i}", "color": [i, i, i]} for i in range(7)]
+    for path in run.rglob("classes.json"):  # the run's and its exported model's
+        write_json(path, {"classes": names})
+    with pytest.raises(
+        ClassMapError, match=r"classes.json: class ids go up to 6, but the model .* knows ids 0..3"
+    ):
+        Synthesizer.from_checkpoint(run)

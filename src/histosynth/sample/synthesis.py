@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from histosynth.data.classmap import ClassMap
+from histosynth.data.classmap import ClassMap, ClassMapError
 from histosynth.data.crops import Crop
 
 __all__ = ["Synthesizer", "resolve_model_dir"]
@@ -85,6 +85,12 @@ class Synthesizer:
                      model_dir.parent.parent / "classes.json"):  # fmt: skip
             if cand.is_file():
                 classes = ClassMap.from_json(cand)
+                n = int(pipe.denoiser.config.num_classes)
+                if max(classes.ids) >= n:
+                    raise ClassMapError(
+                        f"{cand}: class ids go up to {max(classes.ids)}, but the model in {model_dir} "
+                        f"knows ids 0..{n - 1}; use the classes.json it was trained with"
+                    )
                 break
         if classes is None:
             n = int(pipe.denoiser.config.num_classes)
@@ -125,6 +131,10 @@ class Synthesizer:
 
         if len(seeds) != len(labels):
             raise ValueError(f"got {len(seeds)} seeds for {len(labels)} maps; give one per map")
+        n = int(self.pipe.denoiser.config.num_classes)
+        top = max((int(np.max(lb)) for lb in labels), default=0)
+        if top >= n:  # an embedding lookup would fail deep inside the network otherwise
+            raise ClassMapError(f"a label map holds class id {top}, but the model knows ids 0..{n - 1}")
         self.pipe.set_sampler(sampler)
         gens = [torch_generator(int(s), device=str(self.pipe.device)) for s in seeds]
         with torch.inference_mode():
