@@ -18,6 +18,7 @@ fresh process each time (``max_calls=1``), which would reload the model per item
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 from abc import ABC, abstractmethod
 from collections import deque
@@ -66,8 +67,8 @@ class LocalExecutor(Executor):
         pool = ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_extend_path,
-            initargs=(_import_root(work),),
+            initializer=_init_worker,
+            initargs=(_import_root(work), max(1, (os.cpu_count() or 1) // self.workers)),
         )
         pending: set[Future[ItemRecord]] = set()
         it = iter(todo)
@@ -100,9 +101,15 @@ def _import_root(work: Work) -> str | None:
     return str(root)
 
 
-def _extend_path(root: str | None) -> None:
+def _init_worker(root: str | None, threads: int) -> None:
+    """Make ``work`` importable, and share the cores: N workers each using every core (torch's
+    default) run several times slower than one worker, as OpenMP threads wait on each other."""
     if root and root not in sys.path:
         sys.path.append(root)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(threads))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @EXECUTORS.register("ray", help="a Ray cluster (--ray-address), or a local Ray instance")
