@@ -40,6 +40,12 @@ def executor_scenario(address: str, workdir: Path) -> dict:
         killing = [(k, {"marker": marker}) for k, _ in items]
         first = run_items(killing, die_once, workdir / "resume", executor=ex)
         second = run_items(killing, die_once, workdir / "resume", executor=ex)
+        # the same with long-lived actors (the model stages): a dead actor is replaced
+        actors = RayExecutor(address=address, max_retries=1, actors=2)
+        marker_a = str(workdir / "died-actor")
+        killing_a = [(k, {"marker": marker_a}) for k, _ in items]
+        first_a = run_items(killing_a, die_once, workdir / "resume-actors", executor=actors)
+        second_a = run_items(killing_a, die_once, workdir / "resume-actors", executor=actors)
     finally:
         ex.close()
     val = lambda s: {k: v["value"] for k, v in s.outputs().items()}  # noqa: E731
@@ -52,6 +58,10 @@ def executor_scenario(address: str, workdir: Path) -> dict:
         "second_done": second.done,
         "second_skipped": len(second.skipped),
         "resumed_same": val(second) == val(local),
+        "actors_first_failed": [r.key for r in first_a.failed],
+        "actors_first_done": len(first_a.done),
+        "actors_second_done": second_a.done,
+        "actors_resumed_same": val(second_a) == val(local),
     }
 
 

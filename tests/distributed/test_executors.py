@@ -37,3 +37,6 @@ def test_ray_cluster_same_results_and_resume_after_worker_loss(tmp_path):
     assert r["same"] and r["pids"] >= 2  # both nodes worked, same values as local
     assert [k for k, _ in r["first_failed"]] == ["k3"] and "worker lost" in r["first_failed"][0][1]
     assert r["second_done"] == ["k3"] and r["second_skipped"] == 9 and r["resumed_same"]
+    # actors: the lost item fails, the replacement actor runs the rest, a re-run finishes
+    assert r["actors_first_failed"] == ["k3"] and r["actors_first_done"] == 9
+    assert r["actors_second_done"] == ["k3"] and r["actors_resumed_same"]
