@@ -148,3 +148,9 @@ def test_cli_tile_embed_cluster_dataset(tmp_path):
     ds = PatchDataset(tmp_path / "ds")
     assert len(ds) > 0 and ds.classes.names[0] == "background" and len(ds.classes) == 5
     assert ds.label(0).max() <= 4
+    # the dataset carries its maps' hierarchy, which the training curriculum reads as it is
+    from histosynth.train.data import Curriculum
+
+    hier = json.loads((tmp_path / "ds" / "hierarchy.json").read_text())
+    assert hier["fine_k"] == 4 and len(hier["levels"]["2"]) == 5 and set(hier["levels"]["2"]) == {0, 1, 2}
+    assert Curriculum(tmp_path / "ds", len(ds.classes), ((2, 5), (4, 0))).num_classes == 5 + 3

@@ -57,6 +57,14 @@ def _pseudo_sources(cluster_dir: str, k: int | None):
     return classes, sources, f"{ident}-k{k}"
 
 
+def _pseudo_hierarchy(cluster_dir: str, k: int | None) -> dict:
+    """``{"hierarchy.json": ...}`` for the dataset folder (empty without a cluster model)."""
+    from histosynth.cluster.pseudo_maps import pseudo_map_hierarchy
+
+    hierarchy = pseudo_map_hierarchy(cluster_dir, k)
+    return {"hierarchy.json": hierarchy} if hierarchy is not None else {}
+
+
 def _derived_sources(tiles_dir: str):
     """Per-slide stain-derived label sources (computed inside each slide's work item)."""
     import functools
@@ -168,6 +176,7 @@ def command(
         sampling=sampling or None,
         fill=fill if fill not in (None, "none") else None,
     )
+    extra: dict = {}
     if annotations is not None:
         scheme, sources, labels_id = _annotation_sources(tiles, annotations, classes)
         class_map = scheme.classes
@@ -177,6 +186,7 @@ def command(
         class_map, sources, labels_id = _derived_sources(tiles)
     else:
         class_map, sources, labels_id = _pseudo_sources(pseudo_maps, k)
+        extra = _pseudo_hierarchy(pseudo_maps, k)
     if fill == "none":
         config = dataclasses.replace(config, fill=None)
     splits = None
@@ -196,6 +206,7 @@ def command(
             splits=splits,
             overwrite=overwrite,
             executor=runner,
+            extra_json=extra,
         )
     finally:
         runner.close()

@@ -126,6 +126,14 @@ class ClusterModel:
         out[self.maps[fine_k] + 1] = self.maps[coarse_k] + 1
         return out
 
+    def hierarchy(self, k: int | None = None) -> dict:
+        """``hierarchy.json`` for maps painted at level ``k`` (default: finest): the parent, at
+        every coarser level, of each id ``0..k`` (0 → 0: background), as the training
+        curriculum reads it (:class:`histosynth.train.data.Curriculum`)."""
+        k = self._level(k)
+        levels = {str(j): self.parent(k, j).tolist() for j in self.levels if j < k}
+        return {"background": 0, "fine_k": k, "levels": levels}
+
     # ------------------------------------------------------------------------- files
     def save(self, path: str | Path) -> None:
         """Write the ``.npz`` atomically (arrays and a JSON string only: no pickle)."""

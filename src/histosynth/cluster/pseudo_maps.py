@@ -187,3 +187,13 @@ def pseudo_map_sources(
             raise ArtifactError(f"{path}: grid of slide {slide!r} is missing")
         sources[slide] = PseudoMapSource(str(path), f"k{k}", classes, smooth)
     return classes, sources
+
+
+def pseudo_map_hierarchy(cluster_dir: str | Path, k: int | None = None) -> dict | None:
+    """``hierarchy.json`` of maps painted at level ``k`` (coarser parents of each id), or None
+    when the folder has no ``model.npz``; the dataset stage stores it beside the maps so the
+    training curriculum (coarse tissue types first) can use them."""
+    from histosynth.cluster.model import ClusterModel
+
+    path = Path(cluster_dir) / "model.npz"
+    return ClusterModel.load(path).hierarchy(k) if path.is_file() else None

@@ -311,8 +311,7 @@ def _write_hierarchy(model: ClusterModel, folder: Path) -> None:
     """``hierarchy.json``: the parent, at every coarser level, of each fine id (0 → 0: background)."""
     from histosynth.artifacts import atomic_write_json
 
-    levels = {str(k): model.parent(model.k, k).tolist() for k in model.levels if k != model.k}
-    atomic_write_json(folder / "hierarchy.json", {"background": 0, "fine_k": model.k, "levels": levels})
+    atomic_write_json(folder / "hierarchy.json", model.hierarchy())
 
 
 def _write_parquet(df: Any, path: Path) -> None:

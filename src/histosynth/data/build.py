@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from histosynth.artifacts import atomic_write_bytes, prepare_output
+from histosynth.artifacts import atomic_write_bytes, atomic_write_json, prepare_output
 from histosynth.config import ConfigError, config_to_dict, register_presets
 from histosynth.data.classmap import ClassMap
 from histosynth.data.composition import SamplingConfig, composition, select_patches
@@ -238,6 +238,7 @@ def build_dataset(
     overwrite: bool = False,
     show_progress: bool = True,
     executor: Executor | None = None,
+    extra_json: Mapping[str, Any] | None = None,
 ) -> tuple[RunSummary, dict[str, Any]]:
     """Build a patch dataset from a finished ``tile`` run and per-slide label sources.
 
@@ -264,6 +265,9 @@ def build_dataset(
         Slide → split overriding the tiles table's.
     overwrite
         Replace a folder that holds another artefact.
+    extra_json
+        File name → JSON object written into the dataset before its manifest (e.g. the
+        ``hierarchy.json`` of pseudo-maps).
     executor
         Where the items of both passes run (:mod:`histosynth.distributed.executors`);
         overrides ``workers``. Every item writes its own files and shard, merged in item
@@ -351,6 +355,8 @@ def build_dataset(
     )
     summary = _merge(plan, extract)
     writer = PatchDatasetWriter(out.folder, classes)
+    for name, obj in (extra_json or {}).items():
+        atomic_write_json(out.folder / name, obj)
     manifest = writer.finalize(
         [k for k, _ in chunks if k in extract.outputs()],
         cfg,
