@@ -38,9 +38,10 @@ bench: $(VENV)/.installed-test
 bench-quick: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/run_all.py --quick
 
-# docs/results.md: the three conditioning variants with equal step budgets (about 1.5 h on 2 cores).
+# docs/results.md: the three conditioning variants with equal step budgets (about an hour on 2 cores).
 results: $(VENV)/.installed
-	$(BIN)/histosynth demo --out runs/results --set train_steps=1000 --set n_samples=128
+	$(BIN)/histosynth demo --out runs/results --set train_steps=1000 --set n_samples=128 \
+		--set segmenter_steps=300 --set segmenter_seeds=3
 	$(BIN)/python scripts/write_results.py runs/results
 
 clean:
