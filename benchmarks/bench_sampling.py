@@ -38,14 +38,15 @@ cached under ``benchmarks/_work/sampling`` (re-running reuses it, and the sample
 
 Usage::
 
-    python benchmarks/bench_sampling.py                 # all parts (~45 min on 2 loaded cores)
+    python benchmarks/bench_sampling.py --write-docs    # all parts (~45 min on 2 loaded cores), then docs
     python benchmarks/bench_sampling.py --quick         # a smoke run (minutes; not a measurement)
-    python benchmarks/bench_sampling.py --write-docs    # only rewrite docs/sampling.md from the JSON
+    python benchmarks/bench_sampling.py --docs-only     # only rewrite docs/sampling.md from the JSON
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -74,11 +75,13 @@ PAPER_ETA = 1.0  # the paper's DDIM: η = 1 (used for every DDIM row)
 TOLERANCE = 0.05  # "within 5 % of DDIM-200"
 GOAL_STEPS = 25
 
-FULL = {"train_steps": 800, "batch": 8, "steps": (10, 20, 50, 200), "sizes": (1024, 2048, 4096),
+FULL = {"train_steps": 600, "batch": 8, "steps": (10, 20, 50, 200), "sizes": (1024, 2048, 4096),
         "memory_window": 256, "memory_steps": 2, "n": 132, "quality_steps": (10, 20, 25, 50),
-        "ref_seeds": 2, "min_time": 4.0}  # fmt: skip
+        "quality_extra": (("dpm++", 100), ("unipc", 100)), "noise_seeds": 4,
+        "ref_seeds": 2, "min_time": 4.0, "rounds": 2}  # fmt: skip
 QUICK = {"train_steps": 30, "batch": 2, "steps": (2, 4), "sizes": (128, 256), "memory_window": 0,
-         "memory_steps": 2, "n": 8, "quality_steps": (2,), "ref_seeds": 2, "min_time": 0.0}  # fmt: skip
+         "memory_steps": 2, "n": 8, "quality_steps": (2,), "quality_extra": (), "noise_seeds": 2, "ref_seeds": 2,
+         "min_time": 0.0, "rounds": 1}  # fmt: skip
 
 
 def _ref_steps(plan: dict) -> int:
@@ -165,38 +168,56 @@ def throughput(model: Path, data: Path, bank: Path, plan: dict, threads: int) ->
 
     def timed(sampler: str, steps: int, gm: float = 1.0, gc: float = 1.0) -> dict:
         eta = PAPER_ETA if sampler == "ddim" else 0.0
-        reps, t0 = 0, time.perf_counter()
+        reps, t0, c0 = 0, time.perf_counter(), time.process_time()
         while True:  # repeat short runs so each measurement lasts at least min_time
             synth.generate_batch(labels, crops, seeds, gm, gc, steps, sampler, eta)
             reps += 1
             dt = time.perf_counter() - t0
             if dt >= plan["min_time"]:
                 break
+        cpu = time.process_time() - c0
         return {"sampler": sampler, "steps": steps, "guidance_map": gm, "guidance_crops": gc, "eta": eta,
-                "batch": B, "repeats": reps, "seconds": dt, "img_per_s": reps * B / dt,
-                "load_avg_1m": os.getloadavg()[0]}  # fmt: skip
+                "batch": B, "repeats": reps, "seconds": dt, "cpu_seconds": cpu, "img_per_s": reps * B / dt,
+                "img_per_cpu_s": reps * B / cpu, "load_avg_1m": os.getloadavg()[0]}  # fmt: skip
+
+    def ref_run() -> None:
+        refs.append(timed("ddim", ref_steps))
+        _log(f"throughput reference ddim-{ref_steps}: {refs[-1]['img_per_s']:.3f} img/s wall, "
+             f"{refs[-1]['img_per_cpu_s']:.3f} img/CPU-s")  # fmt: skip
 
     synth.generate_batch(labels[:2], crops[:2], seeds[:2], 1.0, 1.0, 2, "ddim")  # warm-up
-    refs, rows = [], []
-    refs.append(timed("ddim", ref_steps))
-    _log(f"throughput reference ddim-{ref_steps}: {refs[-1]['img_per_s']:.3f} img/s")
-    for k, sampler in enumerate(SAMPLERS):
-        for steps in plan["steps"]:
-            rows.append(timed(sampler, steps))
-            _log(f"throughput {sampler}-{steps}: {rows[-1]['img_per_s']:.3f} img/s")
-        if k == len(SAMPLERS) // 2 - 1:
-            refs.append(timed("ddim", ref_steps))
-    guided = [timed("dpm++", plan["steps"][1] if len(plan["steps"]) > 1 else plan["steps"][0], gm, gc)
-              for gm, gc in ((1.0, 1.0), (1.0, 1.5), (1.5, 2.0))]  # fmt: skip
-    refs.append(timed("ddim", ref_steps))
-    ref = statistics.median(r["img_per_s"] for r in refs)
-    for r in rows + guided:
-        r["ratio_vs_ddim200"] = r["img_per_s"] / ref
+    refs: list[dict] = []
+    runs: dict[tuple[str, int], list[dict]] = {}
+    order = [(smp, st) for smp in SAMPLERS for st in plan["steps"]]
+    for rnd in range(plan["rounds"]):  # forward, then reversed: drifts in load cancel in the median
+        seq = order if rnd % 2 == 0 else order[::-1]
+        ref_run()
+        for j, (smp, st) in enumerate(seq):
+            runs.setdefault((smp, st), []).append(timed(smp, st))
+            _log(f"throughput {smp}-{st}: {runs[(smp, st)][-1]['img_per_s']:.3f} img/s wall, "
+                 f"{runs[(smp, st)][-1]['img_per_cpu_s']:.3f} img/CPU-s")  # fmt: skip
+            if j == len(seq) // 2 - 1:
+                ref_run()
+    mid = plan["steps"][1] if len(plan["steps"]) > 1 else plan["steps"][0]
+    guided = [timed("dpm++", mid, gm, gc) for gm, gc in ((1.0, 1.0), (1.0, 1.5), (1.5, 2.0))]
+    ref_run()
+    ref_wall = statistics.median(r["img_per_s"] for r in refs)
+    ref_cpu = statistics.median(r["img_per_cpu_s"] for r in refs)
+    rows = []
+    for (smp, st), rs in runs.items():
+        wall = statistics.median(r["img_per_s"] for r in rs)
+        cpu = statistics.median(r["img_per_cpu_s"] for r in rs)
+        rows.append({"sampler": smp, "steps": st, "eta": rs[0]["eta"], "img_per_s": wall, "img_per_cpu_s": cpu,
+                     "ratio_vs_ddim200": cpu / ref_cpu, "ratio_wall_vs_ddim200": wall / ref_wall, "runs": rs})  # fmt: skip
     branches = {(1.0, 1.0): 1, (1.0, 1.5): 2, (1.5, 2.0): 3}
     for g in guided:
+        g["ratio_vs_ddim200"] = g["img_per_cpu_s"] / ref_cpu
         g["branches"] = branches[(g["guidance_map"], g["guidance_crops"])]
     return {"model": str(model), "batch": B, "threads": threads, "reference": f"ddim-{ref_steps}",
-            "reference_img_per_s": ref, "reference_runs": refs, "rows": rows, "guidance": guided,
+            "rounds": plan["rounds"], "reference_img_per_s": ref_wall, "reference_img_per_cpu_s": ref_cpu,
+            "reference_runs": refs, "rows": rows, "guidance": guided,
+            "ratio_basis": "process CPU time (1 torch thread): on a shared CPU it moves far less with others' load "
+                           "than wall time; wall-time ratios are kept as ratio_wall_vs_ddim200",
             "guidance_scales": {"map": 1.0, "crops": 1.0, "note": "histosynth sample defaults: one branch"}}  # fmt: skip
 
 
@@ -330,6 +351,9 @@ def quality(model: Path, data: Path, bank: Path, work: Path, plan: dict, threads
     n, ref_steps = plan["n"], _ref_steps(plan)
     configs = [("ddim", ref_steps, s) for s in range(plan["ref_seeds"])]
     configs += [(smp, st, 0) for smp in SAMPLERS for st in plan["quality_steps"]]
+    configs += [(smp, st, 0) for smp, st in plan["quality_extra"]]
+    # More seeds of the cheapest configuration: FD noise with more degrees of freedom.
+    configs += [("dpm++", min(plan["quality_steps"]), s) for s in range(1, plan["noise_seeds"])]
     folders, timing = {}, {}
     for sampler, steps, seed in configs:
         name = f"{sampler}-{steps}-seed{seed}"
@@ -368,50 +392,93 @@ def quality(model: Path, data: Path, bank: Path, work: Path, plan: dict, threads
                 "fd": value, "fd_ci95": [lo, hi], "fd_vs_train": fd_between(train, fake),
                 "fd_half_a": fd_between(heldout, a), "fd_half_b": fd_between(heldout, b),
             }  # fmt: skip
-    return analyse(fd, floors, timing, plan, n)
+    out = analyse(fd, floors, timing, plan, n)
+    out["configs_sampled_now"], out["configs"] = len(timing), len(configs)
+    out["roughness"] = {
+        "real-heldout": roughness(real_test),
+        **{k: roughness(PatchDataset(f)) for k, f in folders.items()},
+    }
+    return out
+
+
+def roughness(ds: Any) -> float:
+    """Mean absolute difference between neighbouring grey levels (0..255): speckle shows as a high value."""
+    import numpy as np
+
+    total = 0.0
+    for i in range(len(ds)):
+        g = ds.image(i).astype(np.float32).mean(-1)
+        total += (np.abs(np.diff(g, axis=0)).mean() + np.abs(np.diff(g, axis=1)).mean()) / 2
+    return float(total / len(ds))
 
 
 def analyse(fd: dict, floors: dict, timing: dict, plan: dict, n: int) -> dict:
-    """Reference, noise, and the fewest steps within 5 % of the reference per sampler."""
-    ref_steps = plan["ref_steps"] if "ref_steps" in plan else _ref_steps(plan)
+    """Reference, FD noise, and the fewest steps within ±5 % of the reference per sampler.
+
+    Noise: configurations sampled with several seeds (the same maps; other crops and noise) give
+    the seed-to-seed spread of FD; the pooled relative variance Σ(FD − mean)² / mean² over
+    Σ(seeds − 1) is σ² of one configuration's FD. The disjoint halves of every configuration
+    are reported too, as an upper bound: with N not a multiple of twice the number of held-out
+    maps, the two halves hold different maps.
+    """
+    ref_steps = _ref_steps(plan)
     ref_names = [k for k in fd if k.startswith(f"ddim-{ref_steps}-seed")]
+    groups: dict[str, list[str]] = {}
+    for name in fd:
+        groups.setdefault(name.rsplit("-seed", 1)[0], []).append(name)
     noise, reference = {}, {}
     for det in DETECTORS:
         ref_vals = [fd[k][det]["fd"] for k in ref_names]
         reference[det] = statistics.mean(ref_vals)
         # Disjoint halves: E[(FD_A − FD_B)²] = 2 σ²(N/2) ≈ 4 σ²(N) when σ ∝ 1/√N.
         rel_half = [(v[det]["fd_half_a"] - v[det]["fd_half_b"]) / v[det]["fd"] for v in fd.values()]
-        sigma_half = math.sqrt(statistics.mean(r * r for r in rel_half)) / 2
-        entry = {"sigma_rel_from_halves": sigma_half, "halves_rel_diff": rel_half}
-        if len(ref_vals) >= 2:  # two seeds: FD₀ − FD₁ has variance 2σ²
-            entry["seed_rel_diff"] = (ref_vals[0] - ref_vals[1]) / reference[det]
-            entry["sigma_rel_from_seeds"] = abs(entry["seed_rel_diff"]) / math.sqrt(2)
-        sigma = max(entry["sigma_rel_from_halves"], entry.get("sigma_rel_from_seeds", 0.0))
-        # A configuration (one seed) minus the reference (mean of the seeds).
+        entry: dict[str, Any] = {"sigma_rel_from_halves": math.sqrt(statistics.mean(r * r for r in rel_half)) / 2,
+                                 "halves_rel_diff": rel_half, "seed_groups": {}}  # fmt: skip
+        ss, dof = 0.0, 0
+        for g, names in groups.items():
+            if len(names) < 2:
+                continue
+            vals = [fd[k][det]["fd"] for k in names]
+            mu = statistics.mean(vals)
+            entry["seed_groups"][g] = vals
+            ss += sum((v / mu - 1) ** 2 for v in vals)
+            dof += len(vals) - 1
+        entry["seed_dof"] = dof
+        sigma = math.sqrt(ss / dof) if dof else entry["sigma_rel_from_halves"]
         entry["sigma_rel"] = sigma
+        entry["sigma_basis"] = "seeds" if dof else "halves"
+        # A configuration (one seed) minus the reference (the mean of its seeds).
         entry["sigma_rel_of_difference"] = sigma * math.sqrt(1 + 1 / max(1, len(ref_vals)))
         entry["resolvable"] = entry["sigma_rel_of_difference"] * 2 <= TOLERANCE
         noise[det] = entry
     table = []
     for name, v in fd.items():
         sampler, steps, seed = name.rsplit("-", 2)[0], int(name.rsplit("-", 2)[1]), name.rsplit("-", 1)[1]
-        if name in ref_names:
+        if name in ref_names or seed != "seed0":
             continue
         row = {"sampler": sampler, "steps": steps, "seed": seed}
         for det in DETECTORS:
             row[f"fd_{det}"] = v[det]["fd"]
             row[f"rel_{det}"] = v[det]["fd"] / reference[det] - 1
-        row["within"] = all(row[f"rel_{d}"] <= TOLERANCE for d in DETECTORS)
+        row["within"] = all(abs(row[f"rel_{d}"]) <= TOLERANCE for d in DETECTORS)
+        row["no_worse"] = all(row[f"rel_{d}"] <= TOLERANCE for d in DETECTORS)
         table.append(row)
     table.sort(key=lambda r: (SAMPLERS.index(r["sampler"]), r["steps"]))
-    fewest = {}
+    fewest, fewest_no_worse, rising = {}, {}, {}
     for sampler in SAMPLERS:
-        ok = [r["steps"] for r in table if r["sampler"] == sampler and r["within"]]
+        mine = [r for r in table if r["sampler"] == sampler]
+        ok = [r["steps"] for r in mine if r["within"]]
         fewest[sampler] = min(ok) if ok else None
+        ok = [r["steps"] for r in mine if r["no_worse"]]
+        fewest_no_worse[sampler] = min(ok) if ok else None
+        rising[sampler] = all(
+            a[f"fd_{d}"] <= b[f"fd_{d}"] for a, b in itertools.pairwise(mine) for d in DETECTORS
+        )
     fast = {k: v for k, v in fewest.items() if v is not None and k != "ddim"}
     best = min(fast.items(), key=lambda kv: kv[1]) if fast else None
     return {"n": n, "reference": ref_names, "reference_fd": reference, "floors": floors, "noise": noise,
-            "fd": fd, "table": table, "fewest_steps_within": fewest,
+            "fd": fd, "table": table, "criterion": "|FD / FD(reference) - 1| <= 5 % under every detector",
+            "fewest_steps_within": fewest, "fewest_steps_no_worse": fewest_no_worse, "fd_rises_with_steps": rising,
             "best": {"sampler": best[0], "steps": best[1]} if best else None, "sampling_timing": timing,
             "tolerance": TOLERANCE}  # fmt: skip
 
@@ -446,7 +513,7 @@ def summary_rows(report: dict) -> list[dict]:
     if q:
         best = q["best"]
         resolvable = all(q["noise"][d]["resolvable"] for d in DETECTORS)
-        rows.append({"metric": "fewest steps within 5 % FD of ddim-200 (best fast sampler)",
+        rows.append({"metric": "fewest steps within ±5 % FD of ddim-200 (best fast sampler)",
                      "value": f"{best['sampler']} {best['steps']}" if best else "none in grid",
                      "goal": f"<= {GOAL_STEPS}", "met": bool(best and best["steps"] <= GOAL_STEPS and resolvable)})  # fmt: skip
         worst = max(q["noise"][d]["sigma_rel_of_difference"] for d in DETECTORS)
@@ -463,11 +530,19 @@ def docs_block(report: dict) -> str:
     """The measured section of docs/sampling.md, generated from the JSON (no number typed by hand)."""
     m = report["machine"]
     L = [BEGIN, "## Measured: samplers, large-image memory, quality vs steps", "",
-         f"Generated by `{report['command']}` (`--write-docs` rewrites this block from "
+         f"Generated by `{report['command']}` (`--docs-only` rewrites this block from "
          "`benchmarks/results/sampling.json`; do not edit the numbers by hand). "
          f"Machine: {m['cpu']}, {m['cores']} cores shared with other jobs, torch {m['torch']}, "
          f"{report['threads']} torch thread(s); load average {_f(m['load_avg_start'][0], 1)} at the start, "
-         f"{_f(m['load_avg_end'][0], 1)} at the end; {_f(report['minutes'], 0)} minutes in all. "
+         f"{_f(m['load_avg_end'][0], 1)} at the end; {_f(report['minutes'], 0)} minutes in all"
+         + "".join(f"; {p} re-measured by `{report[p]['measured']['command']}` at {report[p]['measured']['at']}, "
+                   f"load {_f(report[p]['measured']['load_avg_start'], 1)} → "
+                   f"{_f(report[p]['measured']['load_avg_end'], 1)}, {_f(report[p]['measured']['minutes'], 1)} min"
+                   + (f" ({report[p]['configs_sampled_now']} of {report[p]['configs']} configurations sampled in that "
+                      "run, the others reused from the cache)" if "configs" in report[p] else "")
+                   for p in ("throughput", "memory", "quality")
+                   if report.get(p, {}).get("measured", {}).get("command", report["command"]) != report["command"])
+         + ". "
          + (f"Model: `{report['train_command']}` on the CMU slide dataset built with the demo's commands "
             "(`tile` → `dataset --derived stain`; 64 px patches, identity-p4 latents 48×16×16)."
             if report.get("train_steps") else f"Model: `{report['model']}` (given with `--model`)."), ""]  # fmt: skip
@@ -477,22 +552,26 @@ def docs_block(report: dict) -> str:
         refs = ", ".join(_f(r["img_per_s"], 3) for r in tp["reference_runs"])
         L += ["### Images/s", "",
               f"Batch {tp['batch']}, guidance map 1.0 / crops 1.0 (the `histosynth sample` defaults: one network "
-              f"evaluation per step), DDIM with η = 1 (the paper's). Each cell: img/s, and in brackets the ratio "
-              f"to {tp['reference']} timed in the same process (runs: {refs} img/s; median "
-              f"{_f(tp['reference_img_per_s'], 3)}).", "",
+              f"evaluation per step), DDIM with η = 1 (the paper's); median of {tp['rounds']} rounds (forward, then "
+              f"reversed order). Each cell: img/s (wall clock), then the speed relative to {tp['reference']} timed "
+              "in the same process, from process CPU time (one torch thread: it moves far less with the other jobs' "
+              "load than wall time), and the same ratio from wall time. "
+              f"{tp['reference']} references: {refs} img/s wall (median {_f(tp['reference_img_per_s'], 3)}).", "",
               "| sampler | " + " | ".join(f"{s} steps" for s in steps) + " |",
               "|---|" + "---|" * len(steps)]  # fmt: skip
         for smp in SAMPLERS:
             cells = []
             for s in steps:
                 r = next((r for r in tp["rows"] if r["sampler"] == smp and r["steps"] == s), None)
-                cells.append(f"{_f(r['img_per_s'], 3)} ({_f(r['ratio_vs_ddim200'], 1)}×)" if r else "")
+                cells.append(f"{_f(r['img_per_s'], 3)} img/s, **{_f(r['ratio_vs_ddim200'], 1)}×** "
+                             f"(wall {_f(r['ratio_wall_vs_ddim200'], 1)}×)" if r else "")  # fmt: skip
             L.append(f"| {smp} | " + " | ".join(cells) + " |")
         g = tp["guidance"]
         L += ["", "Guidance costs one network evaluation per branch: dpm++ at "
               f"{g[0]['steps']} steps, " + "; ".join(
                   f"map {r['guidance_map']} / crops {r['guidance_crops']} ({r['branches']} branch"
-                  f"{'es' if r['branches'] > 1 else ''}): {_f(r['img_per_s'], 3)} img/s" for r in g) + ".", ""]  # fmt: skip
+                  f"{'es' if r['branches'] > 1 else ''}): {_f(r['img_per_s'], 3)} img/s, "
+                  f"{_f(r['ratio_vs_ddim200'], 1)}× {tp['reference']}" for r in g) + ".", ""]  # fmt: skip
     mem = report.get("memory")
     if mem:
         L += ["### Large-image memory (`--size`, `synthesize_large`)", "",
@@ -524,24 +603,30 @@ def docs_block(report: dict) -> str:
               + ", ".join(f"{_f(q['reference_fd'][d], 3)} ({d})" for d in DETECTORS)
               + "; held-out real vs real training patches (the floor): "
               + ", ".join(f"{_f(fl[d]['fd_heldout_vs_train'], 3)} ({d})" for d in DETECTORS) + ".", "",
-              "| sampler | steps | " + " | ".join(f"FD {d} (vs ref.)" for d in DETECTORS) + " | within 5 % |",
-              "|---|---|" + "---|" * len(DETECTORS) + "---|"]  # fmt: skip
+              "| sampler | steps | " + " | ".join(f"FD {d} (vs ref.)" for d in DETECTORS)
+              + " | within ±5 % | no worse than +5 % |",
+              "|---|---|" + "---|" * len(DETECTORS) + "---|---|"]  # fmt: skip
         for r in q["table"]:
             cells = " | ".join(f"{_f(r[f'fd_{d}'], 3)} ({100 * r[f'rel_{d}']:+.1f} %)" for d in DETECTORS)
-            L.append(f"| {r['sampler']} | {r['steps']} | {cells} | {'yes' if r['within'] else 'no'} |")
+            L.append(f"| {r['sampler']} | {r['steps']} | {cells} | {'yes' if r['within'] else 'no'} | "
+                     f"{'yes' if r['no_worse'] else 'no'} |")  # fmt: skip
         L.append("")
         nz = q["noise"]
-        L += ["FD noise (relative 1σ of one configuration's FD; from the disjoint halves of every configuration"
-              + (" and the two reference seeds" if "seed_rel_diff" in nz[DETECTORS[0]] else "")
-              + ", whichever is larger): "
-              + "; ".join(
-                  f"{d}: {100 * nz[d]['sigma_rel']:.1f} % (halves {100 * nz[d]['sigma_rel_from_halves']:.1f} %"
-                  + (f", seeds {100 * nz[d]['sigma_rel_from_seeds']:.1f} %" if "sigma_rel_from_seeds" in nz[d] else "")
-                  + f"), so a configuration minus the reference has 1σ ≈ {100 * nz[d]['sigma_rel_of_difference']:.1f} %"
-                  for d in DETECTORS) + ".", ""]  # fmt: skip
-        fw = q["fewest_steps_within"]
-        L.append("Fewest steps within 5 % of the reference under both detectors: "
-                 + ", ".join(f"{s} {fw[s] if fw[s] is not None else 'none in the grid'}" for s in SAMPLERS) + ".")  # fmt: skip
+        groups = nz[DETECTORS[0]]["seed_groups"]
+        L += ["FD noise, relative 1σ of one configuration's FD, pooled over the configurations sampled with "
+              "several seeds (same maps; other crops and noise: "
+              + ", ".join(f"{g} × {len(v)}" for g, v in groups.items()) + f"; {nz[DETECTORS[0]]['seed_dof']} degrees "
+              "of freedom): "
+              + "; ".join(f"{d} {100 * nz[d]['sigma_rel']:.1f} %, so a configuration minus the reference has "
+                          f"1σ ≈ {100 * nz[d]['sigma_rel_of_difference']:.1f} %" for d in DETECTORS)
+              + ". The disjoint halves of every configuration give an upper bound ("
+              + ", ".join(f"{d} {100 * nz[d]['sigma_rel_from_halves']:.1f} %" for d in DETECTORS)
+              + "): the halves hold different maps, since N is not a multiple of twice the number of maps.", ""]  # fmt: skip
+        fw, fn = q["fewest_steps_within"], q["fewest_steps_no_worse"]
+        L.append("Fewest steps within ±5 % of the reference under both detectors: "
+                 + ", ".join(f"{s} {fw[s] if fw[s] is not None else 'none in the grid'}" for s in SAMPLERS)
+                 + "; no worse than 5 % above it: "
+                 + ", ".join(f"{s} {fn[s] if fn[s] is not None else 'none in the grid'}" for s in SAMPLERS) + ".")  # fmt: skip
         L.append("")
     L += ["### Reading", ""] + reading(report) + ["", END]
     return "\n".join(L) + "\n"
@@ -559,57 +644,105 @@ def reading(report: dict) -> list[str]:
         ratios = {(r["sampler"], r["steps"]): r["ratio_vs_ddim200"] for r in tp["rows"]}
         s20 = [ratios[(s, 20)] for s in SAMPLERS if (s, 20) in ratios]
         if s20:
+            most = max(r["steps"] for r in tp["rows"])
+            per_step = [r["img_per_cpu_s"] * r["steps"] for r in tp["rows"] if r["steps"] == most]
             out.append(f"- Speed is set by the number of network evaluations: at 20 steps every sampler runs "
-                       f"{_f(min(s20), 1)}–{_f(max(s20), 1)}× as fast as the paper's DDIM-200 (10× fewer evaluations; "
-                       "the rest is per-call overhead: conditioning, decoding, scheduler arithmetic), and the "
-                       "solvers cost the same per step as DDIM.")  # fmt: skip
+                       f"{_f(min(s20), 1)}–{_f(max(s20), 1)}× as fast as the paper's DDIM-200 (the evaluation count "
+                       "alone predicts 10×; per-step extras, such as the fresh per-sample noise DDIM η = 1 draws, and "
+                       f"per-call costs, such as conditioning and decoding, move it either way). At {most} steps, "
+                       f"where per-call costs vanish, the samplers' per-step costs lie within "
+                       f"{_f(100 * (max(per_step) / min(per_step) - 1), 0)} % of each other.")  # fmt: skip
     if mem:
         a, b = mem["rows"][0], mem["rows"][-1]
         px = (b["size"] / a["size"]) ** 2
         grow = b["peak_anon_mb"] - a["peak_anon_mb"]
         per_mp = grow / ((b["size"] ** 2 - a["size"] ** 2) / 1e6)
         flat = b["peak_anon_mb"] / a["peak_anon_mb"] <= 1.25
-        out.append(f"- Large images: from {a['size']} to {b['size']} px ({_f(px, 0)}× the pixels) peak anonymous "
-                   f"memory goes from {_f(a['peak_anon_mb'], 0)} to {_f(b['peak_anon_mb'], 0)} MB, about "
-                   f"{_f(per_mp, 0)} MB per megapixel: "
-                   + ("flat, as the goal asks." if flat else
-                      "the networks see one window batch at a time, but the state is not flat: the latent canvas, "
-                      "the scheduler's copies of it and the label map are held whole, so the goal (memory bounded "
-                      "by the window) is not met for the state; see the note below the table.")
-                   + f" Wall time at {b['size']} px with {b['steps']} steps: {_f(b['wall_s'], 0)} s.")  # fmt: skip
+        copies = (b["peak_anon_mb"] - b["anon_after_model_load_mb"]) / b["latent_canvas_mb"]
+        txt = (f"- Large images: from {a['size']} to {b['size']} px ({_f(px, 0)}× the pixels) peak anonymous memory "
+               f"goes from {_f(a['peak_anon_mb'], 0)} to {_f(b['peak_anon_mb'], 0)} MB, about {_f(per_mp, 0)} MB per "
+               "megapixel. ")  # fmt: skip
+        if flat:
+            txt += "That is flat, as the goal asks."
+        else:
+            txt += (
+                "The goal (memory bounded by the window, not the image) is **not met**. The networks do see one "
+                "window batch at a time, but two things are held for the whole image: (1) the procedural map "
+                f"generator (`sample/maps.py`) alone peaks at {_f(b['map_only_peak_anon_mb'], 0)} MB at {b['size']} "
+                "px: float score fields of the full canvas per class, argmax'ed in one piece; (2) the denoising "
+                f"state: one latent canvas is {_f(b['latent_canvas_mb'], 0)} MB at {b['size']} px (identity-p4 "
+                "latents are 48 float32 channels at 1/4 side, 12 bytes per image pixel; a KL-f4 codec's 3 channels "
+                "would be 16× less), and the loop holds several (latents, blended prediction, DPM-Solver++'s "
+                f"two-entry history, the next latents): the peak above the model's baseline is {_f(copies, 1)} "
+                "canvases' worth. A flat figure needs a generator that works in tiles and a latent state kept on disk "
+                "and stepped tile by tile (each tile with its own scheduler state); neither exists yet."
+            )  # fmt: skip
+        out.append(txt + f" Wall time at {b['size']} px with {b['steps']} steps: {_f(b['wall_s'], 0)} s.")
     if q:
-        fw, best = q["fewest_steps_within"], q["best"]
+        fn, best, rising = q["fewest_steps_no_worse"], q["best"], q["fd_rises_with_steps"]
         resolvable = all(q["noise"][d]["resolvable"] for d in DETECTORS)
         worst = max(q["noise"][d]["sigma_rel_of_difference"] for d in DETECTORS)
+        ref = f"DDIM-{_ref_steps_of(q)}"
+        top = all(q["reference_fd"][d] >= max(r[f"fd_{d}"] for r in q["table"]) for d in DETECTORS)
+        rough = q.get("roughness", {})
+        smooth = ""
+        if rough:
+            few = min(q["table"], key=lambda r: r["steps"])
+            few_name = f"{few['sampler']}-{few['steps']}-seed0"
+            refs = [rough[k] for k in q["reference"] if k in rough]
+            if few_name in rough and refs:
+                smooth = (": the briefly trained model leaves speckle, and fewer steps leave less of it (mean absolute "
+                          f"neighbour difference {_f(rough[few_name], 1)} grey levels for {few['sampler']}-{few['steps']}, "
+                          f"{_f(statistics.mean(refs), 1)} for {ref}, {_f(rough['real-heldout'], 1)} for the held-out real "
+                          "patches), which these offline detectors reward")  # fmt: skip
+        if all(rising.values()):
+            out.append(
+                "- On this model FD *rises* with the step count for every sampler under both detectors"
+                + (f", and {ref} (η = 1) has the highest FD of all" if top else "")
+                + smooth
+                + ". 'No worse than the reference' therefore already holds at the fewest steps tried ("
+                + ", ".join(f"{s} {fn[s]}" for s in SAMPLERS if fn[s] is not None)
+                + ") and says nothing about equal quality, so the criterion here is two-sided: the same FD as "
+                f"{ref} within ±5 %."
+            )  # fmt: skip
+        fast_rows = [r for r in q["table"] if r["sampler"] != "ddim"]
         if best:
-            ratio = None
-            if tp:
-                r = next(
-                    (
-                        r
-                        for r in tp["rows"]
-                        if r["sampler"] == best["sampler"] and r["steps"] == best["steps"]
-                    ),
-                    None,
-                )
-                ratio = r["ratio_vs_ddim200"] if r else None
-            txt = (f"- Quality: {best['sampler']} reaches the reference's FD within 5 % at {best['steps']} steps "
-                   + (f"({_f(ratio, 1)}× the speed of {tp['reference']}) " if ratio else "")
-                   + ("— the goal (≤ 25 steps) is met" if best["steps"] <= GOAL_STEPS else "— above the 25-step goal"))  # fmt: skip
+            ratio = next((r["ratio_vs_ddim200"] for r in (tp or {}).get("rows", [])
+                          if r["sampler"] == best["sampler"] and r["steps"] == best["steps"]), None)  # fmt: skip
+            txt = (f"- Quality: {best['sampler']} is within ±5 % of {ref}'s FD at {best['steps']} steps"
+                   + (f" ({_f(ratio, 1)}× its speed)" if ratio else "")
+                   + (": the goal (≤ 25 steps) is met" if best["steps"] <= GOAL_STEPS else ": above the 25-step goal"))  # fmt: skip
+        elif fast_rows:
+            close = min(fast_rows, key=lambda r: max(abs(r[f"rel_{d}"]) for d in DETECTORS))
+            most = max(r["steps"] for r in fast_rows)
+            txt = (f"- Quality: no fast sampler is within ±5 % of {ref}'s FD at any step count measured (up to "
+                   f"{most}); the closest is {close['sampler']}-{close['steps']} ("
+                   + ", ".join(f"{100 * close[f'rel_{d}']:+.1f} % {d}" for d in DETECTORS)
+                   + "). The deterministic solvers approach the reference as steps grow but, on this model, end "
+                   "short of the stochastic η = 1 DDIM's distribution, so the goal (≤ 25 steps at equal FD) is "
+                   "**not met** here")  # fmt: skip
         else:
-            txt = "- Quality: no fast sampler reaches the reference's FD within 5 % in the step grid measured"
+            txt = "- Quality: no fast sampler was measured"
+        sig = {d: q["noise"][d]["sigma_rel_of_difference"] for d in DETECTORS}
+        early = [r for r in fast_rows if r["steps"] <= GOAL_STEPS]
+        outside = bool(early) and all(
+            any(abs(r[f"rel_{d}"]) - TOLERANCE > 2 * sig[d] for d in DETECTORS) for r in early
+        )
         if resolvable:
             txt += f"; the FD noise (1σ of a difference ≈ {100 * worst:.1f} %) resolves a 5 % gap."
+        elif outside and not best:
+            gap = min(max(abs(r[f"rel_{d}"]) for d in DETECTORS) for r in early)
+            txt += (". The FD noise (1σ of a difference ≈ "
+                    + ", ".join(f"{100 * sig[d]:.1f} % {d}" for d in DETECTORS)
+                    + ") could not certify a 5 % equivalence, but every fast sampler at ≤ 25 steps lies outside ±5 % "
+                    f"by more than 2σ under at least one detector (the smallest gap is {100 * gap:.1f} %), so this "
+                    "negative answer is resolved at this N.")  # fmt: skip
         else:
-            txt += (f", but the FD noise at N = {q['n']} (1σ of a difference ≈ {100 * worst:.1f} %) is too large for "
-                    "a 5 % criterion to be decided: 'within 5 %' here means 'not distinguishable from DDIM-200 at "
-                    "this N', not a measured 5 % equivalence. Resolving it needs a larger held-out set than the "
-                    "single CMU slide gives (the real reference has "
+            txt += (f"; the FD noise at N = {q['n']} (1σ of a difference ≈ {100 * worst:.1f} %) is too large for a "
+                    "5 % criterion to be decided, so 'within 5 %' means 'not distinguishable at this N'. Resolving it "
+                    "needs a larger held-out set than the single CMU slide gives (the real reference has "
                     f"{q['floors'][DETECTORS[0]]['n_heldout']} patches) or many more samples.")  # fmt: skip
         out.append(txt)
-        never = [s for s in SAMPLERS if fw[s] is None]
-        if never:
-            out.append(f"- Not within 5 % anywhere in the grid: {', '.join(never)}.")
         out.append("- The paper's DDIM-200 is the reference here, so 'ours vs the paper' is a like-for-like speed "
                    "ratio on one model; the absolute FDs are of a briefly trained cpu-tiny model under offline "
                    "detectors and are not comparable with the paper's FD values (ResNet-50 Barlow Twins features, "
@@ -648,7 +781,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default=str(WORK))
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument(
-        "--write-docs", action="store_true", help="Rewrite the block in docs/sampling.md from --out."
+        "--write-docs", action="store_true", help="After the run, rewrite docs/sampling.md's block."
+    )
+    ap.add_argument(
+        "--docs-only", action="store_true", help="Only rewrite docs/sampling.md from the --out JSON."
     )
     ap.add_argument("--docs", default=str(DOCS), help=argparse.SUPPRESS)
     ap.add_argument("--child-memory", type=int, default=None, help=argparse.SUPPRESS)
@@ -660,7 +796,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(memory_child(args.model, args.bank, args.child_memory, args.memory_steps, args.child_out,
                                       args.threads)))  # fmt: skip
         return 0
-    if args.write_docs and not any(a in (argv or sys.argv[1:]) for a in ("--parts", "--quick")):
+    if args.docs_only:
         write_docs(json.loads(Path(args.out).read_text()), Path(args.docs))
         print(f"rewrote {args.docs} from {args.out}")
         return 0
@@ -687,16 +823,25 @@ def main(argv: list[str] | None = None) -> int:
     bank = crop_bank(data, work)
     report.update(dataset=str(data), model=str(model), crop_bank=str(bank))
     parts = args.parts.split(",")
-    if "throughput" in parts:
-        report["throughput"] = throughput(model, data, bank, plan, args.threads)
-    if "memory" in parts:
-        report["memory"] = memory(model, bank, work, plan, args.threads)
-    if "quality" in parts:
-        report["quality"] = quality(model, data, bank, work, plan, args.threads)
+    out = Path(args.out)
+    runners = {"throughput": lambda: throughput(model, data, bank, plan, args.threads),
+               "memory": lambda: memory(model, bank, work, plan, args.threads),
+               "quality": lambda: quality(model, data, bank, work, plan, args.threads)}  # fmt: skip
+    for part in parts:
+        t0, load0 = time.monotonic(), os.getloadavg()[0]
+        report[part] = runners[part]()
+        report[part]["measured"] = {"command": report["command"], "at": time.strftime("%Y-%m-%d %H:%M"),
+                                    "minutes": (time.monotonic() - t0) / 60, "load_avg_start": load0,
+                                    "load_avg_end": os.getloadavg()[0]}  # fmt: skip
     report["machine"]["load_avg_end"] = list(os.getloadavg())
     report["minutes"] = (time.monotonic() - start) / 60
+    if set(parts) != set(runners) and out.is_file():  # a partial re-run updates its parts of the last report
+        old = json.loads(out.read_text())
+        if old.get("quick") == args.quick:
+            old.setdefault("reruns", []).append({"command": report["command"], "parts": parts,
+                                                 "machine": report["machine"], "minutes": report["minutes"]})  # fmt: skip
+            report = {**old, **{p: report[p] for p in parts}}
     report["summary"] = summary_rows(report)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
