@@ -7,16 +7,19 @@ Three parts, all on CPU, JSON out to ``benchmarks/results/sampling.json``:
     ``dpm++``, ``unipc``, ``euler``) at 10/20/50/200 steps on the ``cpu-tiny`` model trained
     below (64 px, identity-p4 latents 48×16×16), at the guidance scales ``histosynth sample``
     uses by default (map 1.0, crops 1.0: one network evaluation per step), batch 8, held-out
-    maps with crops from the bank. On a shared CPU only ratios mean much: DDIM-200 (the paper's
-    sampler) is timed at the start, in the middle and at the end of the same process, and every
-    configuration is reported as img/s and as a ratio to the median of those references. A
-    second small table times dpm++-20 at guidance scales that need two and three branches.
+    maps with crops from the bank. On a shared CPU only ratios mean much: two rounds (forward,
+    then reversed order), DDIM-200 (the paper's sampler) timed at the start and in the middle of
+    each round and at the end, medians per configuration; ratios to DDIM-200 come from process
+    CPU time (one torch thread), which moves far less with other jobs' load than wall time
+    (wall-time ratios are kept too). A second small table times dpm++-20 at guidance scales that
+    need two and three branches.
 ``memory``
     Peak memory of large-image synthesis (:func:`histosynth.sample.large.synthesize_large`, the
     ``histosynth sample --size`` path) at 1k, 2k and 4k sides, each in a fresh process: peak RSS
     (``ru_maxrss``, which also counts touched pages of the memory-mapped decode canvas) and the
     peak of anonymous memory (``RssAnon`` polled every 20 ms from ``/proc/self/status``: what
-    the process really needs), plus the RSS right after loading the model, and wall time.
+    the process really needs), plus the memory right after loading the model, the peak of making
+    the procedural large map alone, the size of one latent canvas, and wall time.
     Memory does not depend on the step count (each step holds the same tensors; DPM-Solver++
     keeps its two-entry history from the first step), so two steps are run. The model is the
     trained one's codec and conditioning with the small ``test`` UNet at a 256 px window
@@ -27,10 +30,13 @@ Three parts, all on CPU, JSON out to ``benchmarks/results/sampling.json``:
     initial noise: sample ``i`` draws them from (seed, ``i``) whatever the sampler) against the
     held-out real patches, for each sampler × steps, under the offline detectors
     ``handcrafted`` and ``random-init-cnn`` (features and FD from :mod:`histosynth.evaluate`).
-    DDIM-200 with η = 1 (the paper's sampler) is the reference, sampled with two seeds; its
-    seed-to-seed difference and the disjoint-half differences of every configuration estimate
-    the FD noise. The answer: the fewest steps per sampler whose FD is at most 5 % above the
-    reference under both detectors.
+    DDIM-200 with η = 1 (the paper's sampler) is the reference, sampled with two seeds; dpm++
+    and unipc also run at 100 steps, and dpm++-10 with four seeds. FD noise: the pooled
+    seed-to-seed spread of the configurations with several seeds (the disjoint halves of every
+    configuration are reported as an upper bound). The answer: the fewest steps per sampler whose
+    FD is within ±5 % of the reference under both detectors (two-sided: on a briefly trained
+    model fewer steps can give a *lower* FD than DDIM-200, which is not equal quality); "no
+    worse than +5 %" is reported beside it.
 
 The model is ``histosynth train --preset cpu-tiny`` on the real CMU slide dataset built with the
 demo's commands (``tile`` → ``dataset --derived stain``), for ``--train-steps`` steps; it is
@@ -38,7 +44,7 @@ cached under ``benchmarks/_work/sampling`` (re-running reuses it, and the sample
 
 Usage::
 
-    python benchmarks/bench_sampling.py --write-docs    # all parts (~45 min on 2 loaded cores), then docs
+    python benchmarks/bench_sampling.py --write-docs    # all parts (~40 min on 2 shared cores), then docs
     python benchmarks/bench_sampling.py --quick         # a smoke run (minutes; not a measurement)
     python benchmarks/bench_sampling.py --docs-only     # only rewrite docs/sampling.md from the JSON
 """
