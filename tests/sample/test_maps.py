@@ -35,3 +35,17 @@ def test_regions_are_spatially_coherent():
 def test_bad_fractions(bad):
     with pytest.raises(ValueError, match="fractions|class ids"):
         procedural_map(32, bad)
+
+
+def test_large_map_tunes_on_a_subsample_and_stays_near_its_fields_in_memory():
+    import tracemalloc
+
+    size, fractions = 1100, {0: 0.2, 1: 0.5, 2: 0.3}  # > 1024: biases tuned on every 2nd pixel
+    tracemalloc.start()
+    m = procedural_map(size, fractions, rng=np.random.default_rng(1), scale=120)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    for cid, f in fractions.items():
+        assert abs((m == cid).mean() - f) < 0.05
+    fields = len(fractions) * size * size * 4  # float32 score fields (float64 copies took > 4x)
+    assert peak < 2.5 * fields, f"peak {peak / 2**20:.0f} MB for {fields / 2**20:.0f} MB of fields"
