@@ -46,8 +46,12 @@ def test_dataset_roundtrip_maps_equal_conditioning(tiny_checkpoint, tiny_dataset
 
 
 def test_per_sample_seeds_independent_of_batch_size(tiny_checkpoint, tiny_dataset, bank, tmp_path):
-    a, _ = sample_dataset(tiny_checkpoint, tmp_path / "a", _cfg(maps_dir=str(tiny_dataset), batch_size=1), bank.folder)
-    b, _ = sample_dataset(tiny_checkpoint, tmp_path / "b", _cfg(maps_dir=str(tiny_dataset), batch_size=4), bank.folder)
+    a, _ = sample_dataset(
+        tiny_checkpoint, tmp_path / "a", _cfg(maps_dir=str(tiny_dataset), batch_size=1), bank.folder
+    )
+    b, _ = sample_dataset(
+        tiny_checkpoint, tmp_path / "b", _cfg(maps_dir=str(tiny_dataset), batch_size=4), bank.folder
+    )
     da, db = PatchDataset(a), PatchDataset(b)
     for i in range(5):
         diff = np.abs(da.image(i).astype(int) - db.image(i).astype(int))
