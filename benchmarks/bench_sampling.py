@@ -674,8 +674,8 @@ def reading(report: dict) -> list[str]:
             txt += (
                 "The goal (memory bounded by the window, not the image) is **not met**. The networks do see one "
                 "window batch at a time, but two things are held for the whole image: (1) the procedural map "
-                f"generator (`sample/maps.py`) alone peaks at {_f(b['map_only_peak_anon_mb'], 0)} MB at {b['size']} "
-                "px: float score fields of the full canvas per class, argmax'ed in one piece; (2) the denoising "
+                f"(`sample/maps.py`) adds {_f(b['map_only_peak_anon_mb'] - b['anon_after_model_load_mb'], 0)} MB "
+                f"above the model at {b['size']} px (its float32 score fields, one per class); (2) the denoising "
                 f"state: one latent canvas is {_f(b['latent_canvas_mb'], 0)} MB at {b['size']} px (identity-p4 "
                 "latents are 48 float32 channels at 1/4 side, 12 bytes per image pixel; a KL-f4 codec's 3 channels "
                 "would be 16× less), and the loop holds several (latents, blended prediction, DPM-Solver++'s "
