@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 
 
@@ -30,10 +32,11 @@ def run_app(app, port: int, path: str = "/") -> None:
     except OSError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"histosynth studio: open http://{HOST}:{sock.getsockname()[1]}{path}  (Ctrl-C stops it)")
-    try:
+    # uvicorn re-raises Ctrl-C after its graceful shutdown, or returns when the signal came while
+    # it was restoring its handlers: say "stopped" either way.
+    with contextlib.suppress(KeyboardInterrupt):
         serve(app, sock)
-    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
-        click.echo("histosynth studio: stopped")
+    click.echo("histosynth studio: stopped")
 
 
 def load_synthesizer(checkpoint: str, device: str):
