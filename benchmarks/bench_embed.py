@@ -102,6 +102,13 @@ def slide_tiles(size: tuple[int, int], patch: int):
     return pd.DataFrame(rows)
 
 
+def summary_rows(result: dict) -> list[dict]:
+    """The rows ``benchmarks/run_all.py`` gathers into the summary table."""
+    return [{"metric": f"embed overhead vs a bare loader + model loop ({name}, {result['slide']} slide)",
+             "value": f"{100 * r['overhead']:.1f} %", "goal": "≤ 10 %", "met": r["overhead"] <= 0.10}
+            for name, r in result["encoders"].items()]  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--encoders", default="random-init-cnn,handcrafted")
@@ -144,6 +151,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "device": "cpu",
                     "load_average": os.getloadavg()},
     }  # fmt: skip
+    result["summary"] = summary_rows(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: {"overhead": v["overhead"]} for k, v in results.items()}))
