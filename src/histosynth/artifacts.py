@@ -86,6 +86,21 @@ def artifact_id(kind: str, config: Mapping[str, Any], inputs: Iterable[str] = ()
     return f"{kind}-{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
 
 
+def file_fingerprint(path: str | Path, edge: int = 1 << 20) -> str:
+    """``size:hash`` of a file's size, first and last ``edge`` bytes: an identity that does not
+    depend on where the file lies (a moved or re-cloned slide keeps its artefact ids) and costs
+    two reads, not a pass over a multi-gigabyte slide."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        size = fh.seek(0, 2)
+        fh.seek(0)
+        h.update(fh.read(edge))
+        if size > edge:
+            fh.seek(max(edge, size - edge))
+            h.update(fh.read(edge))
+    return f"{size}:{h.hexdigest()[:16]}"
+
+
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     """SHA-256 of a file, streamed."""
     h = hashlib.sha256()

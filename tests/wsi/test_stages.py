@@ -325,3 +325,23 @@ def test_user_errors_are_one_line(tmp_path, synthetic_slide, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "no annotation file matches any slide" in err and err.count("\n") == 1
+
+
+def test_tile_id_follows_the_slides_content_not_their_location(synthetic_slide, tmp_path):
+    import shutil
+
+    from histosynth.samples import write_synthetic_slide
+
+    args = ["--size", "128", "-o", str(tmp_path / "t")]
+    first = CliRunner().invoke(cli, ["tile", str(synthetic_slide.path), *args])
+    assert first.exit_code == 0, first.output
+    ident = json.loads((tmp_path / "t" / "manifest.json").read_text())["id"]
+    moved = tmp_path / "elsewhere" / synthetic_slide.path.name  # a re-cloned repository, a moved disk
+    moved.parent.mkdir()
+    shutil.copy2(synthetic_slide.path, moved)
+    again = CliRunner().invoke(cli, ["tile", str(moved), *args])
+    assert again.exit_code == 0 and "already done" in again.output, again.output
+    assert json.loads((tmp_path / "t" / "manifest.json").read_text())["id"] == ident
+    other = write_synthetic_slide(tmp_path / "other" / synthetic_slide.path.name, size=(1024, 768), seed=9)
+    changed = CliRunner().invoke(cli, ["tile", str(other.path), *args])  # same name, other pixels
+    assert changed.exit_code != 0 and "holds another tiles artefact" in f"{changed.output}{changed.exception}"

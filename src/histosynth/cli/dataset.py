@@ -13,7 +13,7 @@ def _annotation_sources(tiles_dir: str, annotations: str, classes: str):
     import hashlib
     from pathlib import Path
 
-    from histosynth.artifacts import read_manifest
+    from histosynth.artifacts import file_sha256, read_manifest
     from histosynth.wsi.label_sources import find_annotation, load_label_source
     from histosynth.wsi.schemes import load_scheme
 
@@ -25,8 +25,7 @@ def _annotation_sources(tiles_dir: str, annotations: str, classes: str):
         if path is None:
             continue
         sources[slide] = functools.partial(load_label_source, path, scheme, (info["width"], info["height"]))
-        st = path.stat()
-        listing.append(f"{slide}\t{path.resolve()}\t{st.st_size}\t{st.st_mtime_ns}")
+        listing.append(f"{slide}\t{path.name}\t{file_sha256(path)}")  # content, not location or mtime
     ident = hashlib.sha256("\n".join([*listing, repr(scheme.aliases)]).encode()).hexdigest()[:16]
     if not sources:
         from histosynth.config import ConfigError

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from histosynth.artifacts import atomic_write_bytes, prepare_output, write_manifest
+from histosynth.artifacts import atomic_write_bytes, file_fingerprint, prepare_output, write_manifest
 from histosynth.config import ConfigError, config_to_dict
 from histosynth.data.splits import assign_splits
 from histosynth.jobs import RunSummary, run_items
@@ -159,7 +159,8 @@ def run_tile_stage(
             "aliases": dict(scheme.aliases),
             "fill": scheme.fill,
         }
-    listing = "\n".join(f"{k}\t{Path(v).resolve()}" for k, v in sorted(slides.items()))
+    # By name and content, not path: moving the slides or the repository keeps the artefact id.
+    listing = "\n".join(f"{k}\t{file_fingerprint(v)}" for k, v in sorted(slides.items()))
     inputs = {"slides": "slides-" + hashlib.sha256(listing.encode()).hexdigest()[:16]}
     out = prepare_output(folder, KIND, cfg, inputs, overwrite=overwrite)
     work = functools.partial(
