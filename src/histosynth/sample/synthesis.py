@@ -80,12 +80,12 @@ class Synthesizer:
             model_dir, lambda: HistoSynthPipeline.from_pretrained(str(model_dir), use_safetensors=True)
         ).to(device)
         pipe.set_progress_bar_config(disable=True)
+        n = int(pipe.denoiser.config.num_classes)
         classes = None
         for cand in (model_dir / "classes.json", model_dir.parent / "classes.json",
                      model_dir.parent.parent / "classes.json"):  # fmt: skip
             if cand.is_file():
                 classes = ClassMap.from_json(cand)
-                n = int(pipe.denoiser.config.num_classes)
                 if max(classes.ids) >= n:
                     raise ClassMapError(
                         f"{cand}: class ids go up to {max(classes.ids)}, but the model in {model_dir} "
@@ -93,7 +93,6 @@ class Synthesizer:
                     )
                 break
         if classes is None:
-            n = int(pipe.denoiser.config.num_classes)
             classes = ClassMap.from_names([f"class_{i}" for i in range(n)], source=str(model_dir))
         return cls(pipe, classes, str(model_dir))
 
@@ -101,6 +100,11 @@ class Synthesizer:
     @property
     def image_size(self) -> int:
         return int(self.pipe.denoiser.config.image_size)
+
+    @property
+    def num_classes(self) -> int:
+        """Class ids the model knows: ``0 .. num_classes - 1``."""
+        return int(self.pipe.denoiser.config.num_classes)
 
     @property
     def conditioning(self) -> str:
@@ -131,7 +135,7 @@ class Synthesizer:
 
         if len(seeds) != len(labels):
             raise ValueError(f"got {len(seeds)} seeds for {len(labels)} maps; give one per map")
-        n = int(self.pipe.denoiser.config.num_classes)
+        n = self.num_classes
         top = max((int(np.max(lb)) for lb in labels), default=0)
         if top >= n:  # an embedding lookup would fail deep inside the network otherwise
             raise ClassMapError(f"a label map holds class id {top}, but the model knows ids 0..{n - 1}")
