@@ -50,3 +50,27 @@ def test_missing_codec_is_a_clear_error(tmp_path):
         load_codec(tmp_path)
     with pytest.raises(ValueError, match="unknown codec preset"):
         build_codec("vq-f4")
+
+
+@torch.no_grad()
+def test_whitened_codec_is_exact_white_and_reloads(tmp_path):
+    # Correlated "images": smooth fields plus a little noise, so block pixels are far from white.
+    g = torch.Generator().manual_seed(0)
+    low = torch.rand(16, 3, 4, 4, generator=g) * 2 - 1
+    x = torch.nn.functional.interpolate(low, size=16, mode="bilinear", align_corners=False)
+    x = (x + 0.05 * torch.randn(x.shape, generator=g)).clamp(-1, 1)
+    codec = load_codec("pca-p4")
+    measure_scale(codec, [x[:8], x[8:]])
+    z = codec.encode_latents(x)
+    assert z.shape == (16, 48, 4, 4)
+    cov = torch.cov(z.permute(0, 2, 3, 1).reshape(-1, 48).double().T)
+    torch.testing.assert_close(cov, torch.eye(48, dtype=torch.float64), atol=0.05, rtol=0)  # white
+    torch.testing.assert_close(codec.decode_latents(z), x, atol=1e-5, rtol=0)  # exact
+    assert codec.std[0] > 10 * codec.std[-1]  # the axes really differ in variance
+    codec.save_pretrained(tmp_path)
+    again = load_codec(tmp_path)
+    assert type(again).__name__ == "WhitenedCodec"
+    torch.testing.assert_close(again.encode_latents(x), z)
+    refit = load_codec("pca-p4")
+    measure_scale(refit, [x[:8], x[8:]])
+    torch.testing.assert_close(refit.basis, codec.basis)  # signs fixed: a refit reproduces

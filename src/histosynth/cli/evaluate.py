@@ -111,7 +111,8 @@ def _summary(result: dict) -> str:
             )
     for v in result["variants"]:
         m = result["metrics"][v]
-        lines.append(f"{v}: mask mIoU {_fmt(m.get('mask_miou'))}, TSTR mIoU {_fmt(m.get('tstr_miou'))}, "
+        lines.append(f"{v}: C2ST {_fmt(m.get('c2st'))} (real floor "
+                     f"{_fmt(result['metrics'].get('real-heldout', {}).get('c2st'))}), mask mIoU {_fmt(m.get('mask_miou'))}, TSTR mIoU {_fmt(m.get('tstr_miou'))}, "
                      f"memorisation offenders {m.get('memo_offending_images', 0)}, crop copies "
                      f"{m.get('crop_copies', 0)}, flagged {m.get('hallucination_flagged', 0)}")  # fmt: skip
     return "\n".join(lines)

@@ -3,7 +3,7 @@
 =====================  ==============================================================
  module                 piece
 =====================  ==============================================================
- ``codec``              latent codecs: KL autoencoder (diffusers) and identity; scale
+ ``codec``              latent codecs: KL autoencoder (diffusers), identity, whitened; scale
  ``inputs``             the maps and crops input format (:class:`CropBatch`)
  ``conditioning``       the three conditioning variants (:data:`CONDITIONINGS`)
  ``backbones``          UNet presets (:data:`BACKBONES`)
@@ -20,6 +20,7 @@ from histosynth.diffusion.codec import (
     CODEC_PRESETS,
     IdentityCodec,
     KLCodec,
+    WhitenedCodec,
     build_codec,
     load_codec,
     measure_scale,
@@ -42,6 +43,7 @@ __all__ = [
     "HistoSynthPipeline",
     "IdentityCodec",
     "KLCodec",
+    "WhitenedCodec",
     "NoiseSchedule",
     "build_codec",
     "build_denoiser",

@@ -109,6 +109,8 @@ class EvaluateConfig:
     region_max_per_image: int = 4
     region_min_tiles: int = 10
     mask_fidelity: bool = True
+    c2st: bool = True  # classifier two-sample test (histosynth.evaluate.c2st) per variant
+    c2st_steps: int = 300
     memorization: MemorizationConfig = field(default_factory=MemorizationConfig)
     hallucination: HallucinationConfig = field(default_factory=HallucinationConfig)
     tstr: TSTRConfig = field(default_factory=TSTRConfig)

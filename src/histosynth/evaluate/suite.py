@@ -5,6 +5,8 @@ Steps (each timed into ``metrics.json``):
 1. features of real-train, real-held-out and each variant under every detector (cached);
 2. distribution metrics per (variant, detector): FD with bootstrap interval, KID, PRDC; the
    held-out real images are scored the same way as the pseudo-variant ``real-heldout``;
+   a classifier two-sample test (C2ST) of each variant against the held-out real patches
+   whose maps it was made from (the floor: held-out against training patches);
 3. per-class FD on pure class tiles;
 4. memorisation: nearest training image per synthetic image (detectors and pixels), crop copying;
 5. a segmenter trained on real data: mask fidelity on each variant and on held-out real images;
@@ -32,7 +34,14 @@ from histosynth.config import config_to_dict
 from histosynth.evaluate.config import EvaluateConfig
 from histosynth.evaluate.data import REAL_HELDOUT, EvalData, load_eval_data
 from histosynth.evaluate.detectors import Detector, build_detector
-from histosynth.evaluate.features import FeatureCache, Features, extract, image_set, preprocessing_spec
+from histosynth.evaluate.features import (
+    FeatureCache,
+    Features,
+    extract,
+    image_set,
+    preprocessing_spec,
+    read_png_rgb,
+)
 
 __all__ = ["KIND", "METRICS_FILE", "evaluate", "slug"]
 
@@ -119,6 +128,9 @@ def evaluate(
             for v in metrics:
                 res = _distribution(feats[name]["train"], feats[name][v], cfg, root)
                 metrics[v].update({f"{k}_{name}": val for k, val in res.items()})
+    if cfg.c2st:
+        with timer("c2st"):
+            _c2st(data, cfg, metrics)
     counts: dict[str, Any] = {"real_train": len(data.train_rows), "real_heldout": len(data.heldout_rows),
                               **{f"synthetic_{v}": len(data.synthetic_rows[v]) for v in variants}}  # fmt: skip
     if cfg.per_class:
@@ -227,6 +239,47 @@ def _per_class(data: EvalData, detectors: dict[str, Detector], cache: FeatureCac
                     continue
                 f = extract(regions[v][c.id], detectors[name], cache, cfg.workers, f"{name} {key} {v}")
                 metrics[v][f"fd_class_{key}_{name}"] = fd_between(ref, f)
+
+
+def _c2st(data: EvalData, cfg: EvaluateConfig, metrics: dict[str, dict[str, Any]]) -> None:
+    """C2ST per variant against held-out real patches, paired by map when every map is one of them.
+
+    A synthetic image made from the map of held-out patch ``p`` (``map_source`` ends in ``:p``)
+    is paired with ``p`` (first image per map), so both sets show the same layouts and the CNN
+    can only tell them apart by how the tissue looks. Otherwise the two sets are compared
+    unpaired. The real-heldout row is the held-out patches against the training patches.
+    """
+    from histosynth.evaluate.c2st import c2st
+
+    def images(ds, rows) -> np.ndarray:
+        return np.stack([read_png_rgb(ds.folder / ds.index.at[r, "image"]) for r in rows])
+
+    held_ids = [str(data.real.index.at[r, "id"]) for r in data.heldout_rows]
+    held = images(data.real, data.heldout_rows)
+    kw = {"steps": cfg.c2st_steps, "seed": cfg.seed}
+    try:
+        floor = c2st(images(data.real, data.train_rows), held, **kw)
+        metrics[REAL_HELDOUT].update(floor.summary())
+    except ValueError:  # too few images for the folds: leave the metric out
+        pass
+    for v, ds in data.synthetic.items():
+        rows = list(data.synthetic_rows[v])
+        sources = ds.index["map_source"].astype(str).tolist() if "map_source" in ds.index else []
+        first: dict[str, int] = {}  # held-out patch id -> first synthetic row made from its map
+        for r in rows:
+            if sources and sources[r].startswith("dataset:"):
+                first.setdefault(sources[r].rsplit(":", 1)[-1], r)
+        pairs = [(i, first[p]) for i, p in enumerate(held_ids) if p in first]
+        paired = len(first) == len({sources[r] for r in rows}) if sources else False
+        paired = paired and len(pairs) >= 5
+        try:
+            if paired:
+                res = c2st(held[[i for i, _ in pairs]], images(ds, [r for _, r in pairs]), paired=True, **kw)
+            else:
+                res = c2st(held, images(ds, rows), **kw)
+        except ValueError:  # too few images for the folds
+            continue
+        metrics[v].update({**res.summary(), "c2st_paired": paired})
 
 
 def _memorization(data: EvalData, feats, cfg: EvaluateConfig, metrics) -> dict[str, Any]:

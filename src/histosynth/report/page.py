@@ -18,6 +18,7 @@ import numpy as np
 from histosynth.artifacts import atomic_write_text, read_manifest
 from histosynth.report.images import img_tag, mosaic
 from histosynth.report.tables import (
+    c2st_section,
     distribution_section,
     fmt,
     mask_section,
@@ -258,6 +259,7 @@ def build_report(
     sections = [
         ("Datasets and detectors", _header(m)),
         ("Distribution metrics", distribution_section(m)),
+        ("Classifier two-sample test", c2st_section(m)),
         ("Samples", _samples_section(m, data, samples)),
         ("Per-class Fréchet distance", per_class_section(m)),
         ("Mask fidelity", mask_section(m)),

@@ -10,6 +10,7 @@ from typing import Any
 from histosynth.report.svg import bar_chart, line_chart, scatter_chart
 
 __all__ = [
+    "c2st_section",
     "distribution_section",
     "fmt",
     "mask_section",
@@ -122,6 +123,25 @@ def per_class_section(m: Mapping[str, Any]) -> str:
     if not out:
         return "<p>No class had enough pure tiles for a per-class FD.</p>"
     return "<p>FD on tiles lying inside one class; tile counts in brackets.</p>" + "\n".join(out)
+
+
+def c2st_section(m: Mapping[str, Any]) -> str:
+    """C2ST accuracy per variant, with the real floor and how to read it."""
+    cols = _columns(m)
+    if not any("c2st" in m["metrics"][v] for v in cols):
+        return "<p>Not computed (c2st was off, or too few images).</p>"
+    rows = [["accuracy", *[fmt(m["metrics"][v].get("c2st")) for v in cols]],
+            ["± over folds", *[fmt(m["metrics"][v].get("c2st_fold_std")) for v in cols]],
+            ["images per class", *[fmt(m["metrics"][v].get("c2st_n")) for v in cols]],
+            ["paired by map", *[("yes" if m["metrics"][v].get("c2st_paired") else "no") if v != HELD else "—"
+                                for v in cols]]]  # fmt: skip
+    return (
+        "<p>A small CNN trained to tell each set from the held-out real patches, cross-validated "
+        "(0.5: it cannot; 1.0: trivially). Synthetic images are paired with the real patches whose maps "
+        "they were made from. The real-heldout column is held-out against training patches: other "
+        "places of a slide are themselves partly separable, so read every value against it.</p>"
+        + table(["", *map(_col_head, cols)], rows, "metrics")
+    )
 
 
 def mask_section(m: Mapping[str, Any]) -> str:
