@@ -59,7 +59,7 @@ class BarePatches:
 def bare_loop(tiles, enc, subtile: int, batch: int, workers: int) -> tuple[int, float]:
     from torch.utils.data import DataLoader
 
-    from histosynth.embed.encoders import TorchEncoder
+    from histosynth.embed.base import TorchEncoder
 
     rows = tiles[["x0", "y0", "size", "mpp"]].to_numpy(np.float64)
     ds = BarePatches(str(tiles["slide_path"].iloc[0]), rows, float(tiles["slide_mpp"].iloc[0]), subtile)

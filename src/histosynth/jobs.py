@@ -16,32 +16,17 @@ from __future__ import annotations
 
 import json
 import os
-import time
-import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from histosynth.distributed.executors import Executor, ItemRecord, LocalExecutor
 from histosynth.progress import progress
 
-if TYPE_CHECKING:
-    from histosynth.distributed.executors import Executor
-
-__all__ = ["ItemRecord", "Journal", "RunSummary", "call_item", "run_items"]
+__all__ = ["Journal", "RunSummary", "run_items"]
 
 JOURNAL = "_journal.jsonl"
-
-
-@dataclass(frozen=True)
-class ItemRecord:
-    """Outcome of one item: ``status`` is ``"done"`` or ``"failed"``."""
-
-    key: str
-    status: str
-    error: str | None = None
-    seconds: float = 0.0
-    output: Any = None
 
 
 @dataclass
@@ -93,19 +78,6 @@ class Journal:
             fh.write(line + "\n")
             fh.flush()
             os.fsync(fh.fileno())
-
-
-def call_item(work: Callable[[str, Any], Any], key: str, item: Any) -> ItemRecord:
-    """Run one item, turning an exception into a failed record (the batch goes on)."""
-    start = time.perf_counter()
-    try:
-        out = work(key, item)
-    except Exception as exc:  # one bad item is reported and skipped; the batch goes on
-        reason = str(exc) or type(exc).__name__
-        if os.environ.get("HISTOSYNTH_DEBUG"):
-            reason += "\n" + traceback.format_exc()
-        return ItemRecord(key, "failed", reason, time.perf_counter() - start)
-    return ItemRecord(key, "done", None, time.perf_counter() - start, out)
 
 
 def run_items(
@@ -174,8 +146,6 @@ def run_items(
             rec.key if rec.status == "done" else rec
         )
         bar.update(1)
-
-    from histosynth.distributed.executors import LocalExecutor
 
     runner = executor if executor is not None else LocalExecutor(workers)
     try:

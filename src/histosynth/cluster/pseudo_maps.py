@@ -21,13 +21,14 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from histosynth.artifacts import ArtifactError, read_manifest
 from histosynth.data.classmap import ClassMap, TissueClass, default_color
 
-__all__ = ["KIND", "PseudoMapSource", "paint_grid", "pseudo_classes", "pseudo_map_sources"]
+__all__ = ["KIND", "PseudoMapSource", "assignments_of", "paint_grid", "pseudo_classes", "pseudo_map_sources"]
 
 KIND = "clusters"
 
@@ -85,6 +86,16 @@ def _load_grid(path: str, key: str) -> tuple[np.ndarray, float, float, float]:
     # A few slides' grids stay cached per process; the dataset stage works slide by slide.
     with np.load(path, allow_pickle=False) as z:
         return z[key], float(z["origin_x"]), float(z["origin_y"]), float(z["cell"])
+
+
+def assignments_of(grid_file: Path, slide: str, levels: tuple[int, ...]) -> Any:
+    """One slide's ids at every level, as a DataFrame (slide, row, k<K>...)."""
+    import pandas as pd
+
+    with np.load(grid_file, allow_pickle=False) as z:
+        cols = {f"k{k}": z[f"rows_k{k}"] for k in levels}
+    n = len(next(iter(cols.values())))
+    return pd.DataFrame({"slide": slide, "row": np.arange(n), **cols})
 
 
 def _weights(coords: np.ndarray, lo: int, n: int, sigma: float) -> np.ndarray:

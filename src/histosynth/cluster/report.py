@@ -18,7 +18,7 @@ import numpy as np
 
 from histosynth.artifacts import atomic_write_bytes, atomic_write_json, atomic_write_text
 from histosynth.cluster.model import ClusterModel
-from histosynth.cluster.pseudo_maps import PseudoMapSource, pseudo_classes
+from histosynth.cluster.pseudo_maps import PseudoMapSource, assignments_of, pseudo_classes
 from histosynth.cluster.quality import purity, silhouette, stability, truth_labels
 from histosynth.data.patch_dataset import encode_png
 
@@ -42,7 +42,6 @@ def _table(folder: Path, store: Any, model: ClusterModel, slides: list[str], gri
     """Index rows and ids at every level of the report's slides."""
     import pandas as pd
 
-    from histosynth.cluster.stage import assignments_of
 
     frames = [assignments_of(folder / grids[s], s, model.levels).merge(store.slide_index(s), on=["slide", "row"])
               for s in slides]  # fmt: skip

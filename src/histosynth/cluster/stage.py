@@ -291,20 +291,11 @@ def _levels_of(model: ClusterModel, cfg: ClusterConfig) -> ClusterConfig:
 
 def _write_assignments(store: Any, model: ClusterModel, done: list[str], outputs: dict, folder: Path) -> None:
     """``assignments.parquet``: slide, row, and the id at every level of every sub-tile (streamed)."""
+    from histosynth.cluster.pseudo_maps import assignments_of
     from histosynth.embed.store import merge_parquet
 
     merge_parquet((assignments_of(folder / outputs[s]["grid"], s, model.levels) for s in done),
                   folder / "assignments.parquet")  # fmt: skip
-
-
-def assignments_of(grid_file: Path, slide: str, levels: tuple[int, ...]) -> Any:
-    """One slide's ids at every level, as a DataFrame (slide, row, k<K>...)."""
-    import pandas as pd
-
-    with np.load(grid_file, allow_pickle=False) as z:
-        cols = {f"k{k}": z[f"rows_k{k}"] for k in levels}
-    n = len(next(iter(cols.values())))
-    return pd.DataFrame({"slide": slide, "row": np.arange(n), **cols})
 
 
 def _write_hierarchy(model: ClusterModel, folder: Path) -> None:

@@ -442,7 +442,7 @@ def _chunks(
 
 def _merge(plan: RunSummary, extract: RunSummary) -> RunSummary:
     """Per-slide outcome: a slide failed when its plan or any of its chunks failed."""
-    from histosynth.jobs import ItemRecord
+    from histosynth.distributed.executors import ItemRecord
 
     merged = RunSummary(done=list(plan.done), skipped=list(plan.skipped), failed=list(plan.failed))
     seen = {r.key for r in merged.failed}

@@ -146,7 +146,7 @@ def _embed_slide(slide: str, rows: Any, *, enc: Any, cfg: EmbedConfig, folder: P
                  show_progress: bool) -> dict[str, Any]:  # fmt: skip
     from torch.utils.data import DataLoader
 
-    from histosynth.embed.encoders import TorchEncoder
+    from histosynth.embed.base import TorchEncoder
     from histosynth.progress import progress
 
     start = time.perf_counter()
