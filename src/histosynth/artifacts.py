@@ -34,6 +34,7 @@ __all__ = [
     "package_versions",
     "prepare_output",
     "read_manifest",
+    "safe_filename",
     "sweep_temp_files",
     "write_manifest",
 ]
@@ -84,6 +85,16 @@ def artifact_id(kind: str, config: Mapping[str, Any], inputs: Iterable[str] = ()
     """Content id of an artefact: changes whenever its config or any input id changes."""
     payload = canonical_json({"kind": kind, "config": config, "inputs": sorted(inputs)})
     return f"{kind}-{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
+
+
+def safe_filename(key: str) -> str:
+    """``key`` (a slide name, an item key) as a file name: characters other than letters,
+    digits, ``-``, ``_`` and ``.`` become ``_``.
+
+    >>> safe_filename("TCGA 01/a:b.svs")
+    'TCGA_01_a_b.svs'
+    """
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
 
 
 def file_fingerprint(path: str | Path, edge: int = 1 << 20) -> str:

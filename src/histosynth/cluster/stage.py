@@ -152,8 +152,7 @@ class _ApplySlide:
     folder: Path
 
     def __call__(self, slide: str, _: Any) -> dict[str, Any]:
-        from histosynth.artifacts import atomic_write_bytes
-        from histosynth.embed.store import safe_key
+        from histosynth.artifacts import atomic_write_bytes, safe_filename
 
         idx = self.store.slide_index(slide)
         tissue = idx["tissue"].to_numpy() >= self.cfg.min_tissue
@@ -175,7 +174,7 @@ class _ApplySlide:
         arrays.update(origin_x=np.float64(ox), origin_y=np.float64(oy), cell=np.float64(cell))
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
-        rel = f"grids/{safe_key(slide)}.npz"
+        rel = f"grids/{safe_filename(slide)}.npz"
         atomic_write_bytes(self.folder / rel, buf.getvalue())
         return {"grid": rel, "vectors": len(idx), "tissue": int(tissue.sum()), "sizes": sizes}
 

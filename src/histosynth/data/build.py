@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from histosynth.artifacts import atomic_write_bytes, atomic_write_json, prepare_output
+from histosynth.artifacts import atomic_write_bytes, atomic_write_json, prepare_output, safe_filename
 from histosynth.config import ConfigError, config_to_dict, register_presets
 from histosynth.data.classmap import ClassMap
 from histosynth.data.composition import SamplingConfig, composition, select_patches
 from histosynth.data.patch_dataset import PatchDatasetWriter
+from histosynth.distributed.cache import per_worker
 from histosynth.jobs import RunSummary, run_items
 from histosynth.seeding import numpy_rng
 
@@ -80,13 +81,6 @@ register_presets(
 )
 
 
-def _safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
-
-
-_SOURCE_CACHE: dict[str, Any] = {}
-
-
 def _source(key: str, source: SourceLike) -> Any:
     """Resolve a lazy source once per process (extraction chunks of a slide share it).
 
@@ -95,10 +89,7 @@ def _source(key: str, source: SourceLike) -> Any:
     """
     if hasattr(source, "label_region"):
         return source
-    if key not in _SOURCE_CACHE:
-        _SOURCE_CACHE.clear()  # one slide at a time per worker: keep memory flat
-        _SOURCE_CACHE[key] = source()
-    return _SOURCE_CACHE[key]
+    return per_worker(("label-source", key), source)
 
 
 def _parquet(path: Path, rows: Mapping[str, Any]) -> None:
@@ -119,7 +110,7 @@ def _plan_slide(
     config_id: str,
     tiles_dir: str,
     source: SourceLike,
-    n_classes: int,
+    num_classes: int,
     fill_id: int | None,
     config: DatasetConfig,
     colors: np.ndarray,
@@ -131,18 +122,18 @@ def _plan_slide(
     tissue = load_tissue_mask(tiles_dir, slide, item["info"])
     x0, y0 = np.asarray(item["x0"]), np.asarray(item["y0"])
     size0, size = float(item["size0"]), int(item["size"])
-    counts = np.zeros((len(x0), n_classes), np.int64)
+    counts = np.zeros((len(x0), num_classes), np.int64)
     for i in range(len(x0)):
         label = src.label_region(int(x0[i]), int(y0[i]), size0, size)
         if fill_id is not None:
             label[(label == 0) & tissue.region(int(x0[i]), int(y0[i]), size0, size)] = fill_id
-        counts[i] = np.bincount(label.ravel(), minlength=n_classes)[:n_classes]
+        counts[i] = np.bincount(label.ravel(), minlength=num_classes)[:num_classes]
     sel = select_patches(
         counts, np.asarray(item["tissue"]), config.sampling, numpy_rng(config.seed, "select", slide)
     )
     k = sel.index
     _parquet(
-        Path(folder) / "_plan" / f"{_safe(slide)}.parquet",
+        Path(folder) / "_plan" / f"{safe_filename(slide)}.parquet",
         {
             "x0": x0[k],
             "y0": y0[k],
@@ -154,7 +145,9 @@ def _plan_slide(
     )
     comp = composition(counts[k])
     dominant = colors[comp[:, 1:].argmax(1) + 1] if len(k) else np.zeros((0, 3), np.uint8)
-    save_png(Path(folder) / "qc" / f"{_safe(slide)}.png", qc_picture(tissue, x0[k], y0[k], size0, dominant))
+    save_png(
+        Path(folder) / "qc" / f"{safe_filename(slide)}.png", qc_picture(tissue, x0[k], y0[k], size0, dominant)
+    )
     het = int((~sel.homogeneous).sum())
     return {"candidates": len(x0), "kept": len(k), "heterogeneous": het, "homogeneous": len(k) - het}
 
@@ -179,7 +172,7 @@ def _extract_chunk(
     slide = item["slide"]
     src = _source(f"{folder}:{config_id}:{slide}", source)
     writer = PatchDatasetWriter(folder, classes)
-    n = max(classes.ids) + 1
+    n = classes.num_classes
     size0, size, mpp = float(item["size0"]), int(item["size"]), float(item["mpp"])
     pending: list[tuple[Future, dict[str, Any]]] = []
     # PNG encoding and the fsync of each atomic write release the GIL: two writer threads
@@ -216,7 +209,7 @@ def _extract_chunk(
                 bin=bin_,
             )
             pending.append(
-                (pool.submit(writer.write_patch, _safe(f"{slide}_{x0}_{y0}"), image, label), extra)
+                (pool.submit(writer.write_patch, safe_filename(f"{slide}_{x0}_{y0}"), image, label), extra)
             )
             if sum(not f.done() for f, _ in pending) > 4:
                 pending[-5][0].result()
@@ -314,7 +307,7 @@ def build_dataset(
         folder=folder,
         config_id=out.id,
         tiles_dir=str(tiles_dir),
-        n_classes=max(classes.ids) + 1,
+        num_classes=classes.num_classes,
         fill_id=fill_id,
         config=config,
         colors=lut,
@@ -416,7 +409,7 @@ def _chunks(
 
     out = []
     for s in slides:
-        plan = pq.read_table(Path(folder) / "_plan" / f"{_safe(s)}.parquet").to_pydict()
+        plan = pq.read_table(Path(folder) / "_plan" / f"{safe_filename(s)}.parquet").to_pydict()
         g = groups[s]
         mpp = float(g["mpp"].iloc[0])
         base = {

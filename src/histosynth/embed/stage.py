@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from histosynth.artifacts import safe_filename
 from histosynth.config import ConfigError, config_to_dict, register_presets
 from histosynth.distributed.cache import per_worker, remember
 from histosynth.embed.ssl import SSLConfig
-from histosynth.embed.store import KIND, ShardWriter, merge_parquet, safe_key
+from histosynth.embed.store import KIND, ShardWriter, merge_parquet
 from histosynth.embed.subtiles import SlidePatches, default_opener, read_tiles, subtile_offsets
 
 if TYPE_CHECKING:
@@ -288,7 +289,7 @@ def run_embed(
     summary = run_items(items, work, folder, desc="embed", executor=executor, show_progress=show_progress)
     done = [s for s in slides if s in summary.outputs()]
     n_rows = merge_parquet(
-        [folder / "index" / f"{safe_key(s)}.parquet" for s in done], folder / "index.parquet"
+        [folder / "index" / f"{safe_filename(s)}.parquet" for s in done], folder / "index.parquet"
     )
     outputs = summary.outputs()
     counts = {

@@ -222,8 +222,3 @@ def sample_dataset(
         )
         writer.finalize([k for k, _ in items], config, inputs, synthetic=True, **extra)
     return claim.folder, summary
-
-
-def config_fields() -> list[str]:
-    """Field names (for CLI help)."""
-    return [f.name for f in dataclasses.fields(SampleConfig)]

@@ -86,9 +86,9 @@ class Synthesizer:
                      model_dir.parent.parent / "classes.json"):  # fmt: skip
             if cand.is_file():
                 classes = ClassMap.from_json(cand)
-                if max(classes.ids) >= n:
+                if classes.num_classes > n:
                     raise ClassMapError(
-                        f"{cand}: class ids go up to {max(classes.ids)}, but the model in {model_dir} "
+                        f"{cand}: class ids go up to {classes.num_classes - 1}, but the model in {model_dir} "
                         f"knows ids 0..{n - 1}; use the classes.json it was trained with"
                     )
                 break

@@ -223,7 +223,7 @@ def train(
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     ds = PatchDataset(dataset, split=cfg.data.split)
-    num_fine = max(ds.classes.ids) + 1
+    num_fine = ds.classes.num_classes
     curriculum = Curriculum(ds.folder, num_fine, cfg.data.curriculum) if cfg.data.curriculum else None
     num_classes = max(cfg.model.num_classes or 0, curriculum.num_classes if curriculum else num_fine)
     folder, ident, inputs = Path(out), identity_config(cfg), {"dataset": ds.id}
