@@ -83,6 +83,7 @@ def bare_loop(preset: str, data: str, threads: int, work: Path):
 
     from histosynth.data.patch_dataset import PatchDataset
     from histosynth.diffusion.codec import load_codec
+    from histosynth.diffusion.conditioning import CONDITIONINGS
     from histosynth.diffusion.denoiser import build_denoiser
     from histosynth.train.data import BatchPlan, StepBatches, TrainData
     from histosynth.train.loop import schedule_of
@@ -90,9 +91,8 @@ def bare_loop(preset: str, data: str, threads: int, work: Path):
     batch = CPU_PLAN[preset][0]
     cfg = _config(preset, batch, 1, threads, _codec_dir(preset, work))
     torch.set_num_threads(threads)
-    td = TrainData(
-        PatchDataset(data, split="train"), cfg.data, 0, place=cfg.model.conditioning.endswith("spatial")
-    )
+    place = CONDITIONINGS.get(cfg.model.conditioning).reads_positions
+    td = TrainData(PatchDataset(data, split="train"), cfg.data, 0, place=place)
     b = StepBatches(td, BatchPlan(len(td), batch, seed=0))[0]
     codec = load_codec(cfg.model.codec)
     model = build_denoiser(cfg.model.backbone, cfg.model.conditioning, len(td.dataset.classes), cfg.data.image_size,

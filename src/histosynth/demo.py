@@ -31,9 +31,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from histosynth.diffusion.conditioning import SHORT_NAMES as VARIANTS  # short name → variant
+
 __all__ = ["DemoPlan", "VARIANTS", "run_demo"]
 
-VARIANTS = {"map": "map", "spatial": "map+crops-spatial", "tokens": "map+crops-tokens"}
 DETECTORS = ("handcrafted", "random-init-cnn")
 
 

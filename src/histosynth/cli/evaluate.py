@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from histosynth.cli.options import config_options
+from histosynth.cli.options import config_options, preset_choices
 
-_PRESETS = ["cpu", "gpu", "quick"]  # histosynth.evaluate.config registers these (checked in tests)
+_PRESETS = preset_choices("histosynth.evaluate.config", "EvaluateConfig")
 
 
 def _variants(values: tuple[str, ...]) -> dict[str, str]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
-from histosynth.cli.options import config_options
+from histosynth.cli.options import config_options, preset_choices
+from histosynth.diffusion.backbones import BACKBONES as _BACKBONES
+from histosynth.diffusion.conditioning import CONDITIONINGS as _CONDITIONINGS
 
-# Kept in step with histosynth.train.config / diffusion.backbones (a test checks it) so that
-# `histosynth --help` imports neither torch nor diffusers.
-PRESETS = ["cpu-tiny", "cpu-small", "paper", "large"]
-BACKBONES = ["test", *PRESETS]
-CONDITIONINGS = ["map", "map+crops-spatial", "map+crops-tokens"]
+# Read from the name tables, which load without torch: `histosynth --help` stays light.
+PRESETS = preset_choices("histosynth.train.config", "TrainConfig")
+BACKBONES = list(_BACKBONES)
+CONDITIONINGS = _CONDITIONINGS.names()
 
 
 @click.command("train")

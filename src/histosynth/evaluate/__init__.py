@@ -11,8 +11,7 @@ Submodules are imported on first use, so ``import histosynth.evaluate`` stays li
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from histosynth.registry import lazy_getattr
 
 __all__ = ["DETECTORS", "EvaluateConfig", "TSTRConfig", "evaluate", "frechet_distance"]
 
@@ -24,8 +23,4 @@ _WHERE = {
     "frechet_distance": "histosynth.evaluate.stats",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'histosynth.evaluate' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _WHERE)

@@ -6,14 +6,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from histosynth.registry import lazy_getattr
 
 __all__ = ["build_report"]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "build_report":
-        from histosynth.report.page import build_report
-
-        return build_report
-    raise AttributeError(f"module 'histosynth.report' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, {"build_report": "histosynth.report.page"})

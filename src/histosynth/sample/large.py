@@ -126,7 +126,7 @@ def synthesize_large(
     f, win = int(den.config.downsample), synth.image_size
     if cfg.width % f or cfg.height % f or min(cfg.width, cfg.height) < win:
         raise ValueError(f"size {cfg.width}x{cfg.height} must be multiples of {f} and at least {win} px")
-    bank = CropBank(crop_bank) if crop_bank and cfg.crops != "none" and synth.conditioning != "map" else None
+    bank = CropBank(crop_bank) if crop_bank and cfg.crops != "none" and synth.uses_crops else None
     config = config_to_dict(cfg)
     inputs = {"model": synth.source, **({"crop_bank": bank.id} if bank is not None else {})}
     claim = prepare_output(out, KIND, config, inputs, overwrite=overwrite)

@@ -122,7 +122,7 @@ class _SampleWork:
         synth = Synthesizer.from_checkpoint(self.checkpoint, device=self.device)
         cfg = self.cfg
         bank = None
-        if self.crop_bank and cfg.crops != "none" and synth.conditioning != "map":
+        if self.crop_bank and cfg.crops != "none" and synth.uses_crops:
             bank = CropBank(self.crop_bank)
         return {"cfg": cfg, "synth": synth, "source": _map_source(cfg, synth), "bank": bank}
 
@@ -194,7 +194,7 @@ def sample_dataset(
     work = _SampleWork(str(checkpoint), device, cfg, str(crop_bank) if crop_bank else None, "")
     ctx = work.parts()
     synth, bank, source = ctx["synth"], ctx["bank"], ctx["source"]
-    if bank is None and cfg.crops != "none" and synth.conditioning != "map":
+    if bank is None and cfg.crops != "none" and synth.uses_crops:
         raise ValueError(f"{checkpoint}: this model takes crops; give --crop-bank or --set crops=none")
     # batch_size changes how work is split, never the images: leave it out of the artefact id.
     config = {k: v for k, v in config_to_dict(cfg).items() if k != "batch_size"}

@@ -111,6 +111,11 @@ class Synthesizer:
         return str(self.pipe.denoiser.config.conditioning)
 
     @property
+    def uses_crops(self) -> bool:
+        """Whether the model reads exemplar crops (its conditioning variant says so)."""
+        return bool(self.pipe.denoiser.cond.uses_crops)
+
+    @property
     def samplers(self) -> list[str]:
         from histosynth.diffusion.pipeline import SAMPLERS
 

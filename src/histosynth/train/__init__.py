@@ -4,10 +4,22 @@
 >>> from histosynth.train import TrainConfig, train
 >>> cfg = build_config(TrainConfig, preset="cpu-tiny", overrides=["run.steps=100"])
 >>> result = train(cfg, "datasets/cmu", "runs/cmu")       # doctest: +SKIP
+
+Names are imported on first use: the configs load without torch.
 """
 
-from histosynth.train.codec import CodecTrainConfig, train_codec
-from histosynth.train.config import TrainConfig
-from histosynth.train.loop import TrainResult, train
+from __future__ import annotations
+
+from histosynth.registry import lazy_getattr
 
 __all__ = ["CodecTrainConfig", "TrainConfig", "TrainResult", "train", "train_codec"]
+
+_WHERE = {
+    "CodecTrainConfig": "histosynth.train.codec",
+    "TrainConfig": "histosynth.train.config",
+    "TrainResult": "histosynth.train.loop",
+    "train": "histosynth.train.loop",
+    "train_codec": "histosynth.train.codec",
+}
+
+__getattr__ = lazy_getattr(__name__, _WHERE)

@@ -37,6 +37,7 @@ from histosynth.artifacts import MANIFEST, atomic_write_text, prepare_output, re
 from histosynth.config import ConfigError, config_to_dict
 from histosynth.data.patch_dataset import PatchDataset
 from histosynth.diffusion.codec import load_codec, measure_scale
+from histosynth.diffusion.conditioning import CONDITIONINGS
 from histosynth.diffusion.denoiser import build_denoiser
 from histosynth.diffusion.loss import DiffusionLoss
 from histosynth.diffusion.pipeline import HistoSynthPipeline, make_scheduler
@@ -171,7 +172,7 @@ def _write_grid(
     path: Path, pipe: HistoSynthPipeline, examples: list, data: TrainData, cfg: TrainConfig
 ) -> None:
     maps = np.stack([m for _, m, _ in examples])
-    crops = [c for _, _, c in examples] if cfg.model.conditioning != "map" else None
+    crops = [c for _, _, c in examples] if pipe.denoiser.cond.uses_crops else None
     gens = [torch_generator(cfg.run.seed, "grid", i, device=str(pipe.device)) for i in range(len(examples))]
     pipe.set_progress_bar_config(disable=True)
     images = pipe(maps, crops, num_inference_steps=cfg.run.sample_steps, generator=gens).images
@@ -238,9 +239,9 @@ def train(
         return TrainResult(folder, read_manifest(folder, KIND)["counts"]["steps"], True, None)
 
     device = acc.device
-    cond = cfg.model.conditioning
+    variant = CONDITIONINGS.get(cfg.model.conditioning)
     data = TrainData(
-        ds, cfg.data, seed, curriculum, with_crops=cond != "map", place=cond == "map+crops-spatial"
+        ds, cfg.data, seed, curriculum, with_crops=variant.uses_crops, place=variant.reads_positions
     )
     ckpt = latest_checkpoint(folder / "checkpoints")
     codec, model, ema_weights = _build(cfg, data, num_classes, ckpt)
