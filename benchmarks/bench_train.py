@@ -131,7 +131,7 @@ def bare_loop(preset: str, data: str, threads: int, work: Path):
 
 def run_train(preset: str, data: str, threads: int, work: Path, paired: bool = False) -> dict:
     """``histosynth train`` for warm-up + timed steps; with ``paired``, one bare step after each."""
-    from histosynth.train import train
+    from histosynth.train.loop import run
 
     batch, n, warm, _ = CPU_PLAN[preset]
     cfg = _config(preset, batch, warm + n, threads, _codec_dir(preset, work))
@@ -146,8 +146,7 @@ def run_train(preset: str, data: str, threads: int, work: Path, paired: bool = F
     base = _rss_mb()
     folder = work / f"run-{preset}-{'paired' if paired else 'train'}"
     shutil.rmtree(folder, ignore_errors=True)  # a fresh run each time
-    train(cfg, data, folder, show_progress=False,
-          callback=pair if paired else None)  # fmt: skip
+    run(data, folder, cfg, show_progress=False, callback=pair if paired else None)
     rows = [json.loads(ln) for ln in (folder / "stats.jsonl").read_text().splitlines()]
     steps = [r["step_time"] for r in rows[warm:]]
     out = {

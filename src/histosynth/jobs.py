@@ -42,6 +42,14 @@ class RunSummary:
     def ok(self) -> bool:
         return not self.failed
 
+    @classmethod
+    def recorded(cls, journal: str | Path) -> RunSummary:
+        """What an earlier, finished run did, from its journal: every item done earlier
+        (skipped), the failed ones with their reasons (a finished stage re-run says this)."""
+        records = Journal(_journal_path(journal)).load()
+        failed = [r for r in records.values() if r.status == "failed"]
+        return cls(skipped=list(records), failed=failed, records=records)
+
     def outputs(self) -> dict[str, Any]:
         """Key → output of every item that is done (now or in an earlier run)."""
         return {k: r.output for k, r in self.records.items() if r.status == "done"}
@@ -80,6 +88,11 @@ class Journal:
             os.fsync(fh.fileno())
 
 
+def _journal_path(journal: str | Path) -> Path:
+    path = Path(journal)
+    return path if path.suffix == ".jsonl" else path / JOURNAL
+
+
 def run_items(
     items: Iterable[tuple[str, Any]],
     work: Callable[[str, Any], Any],
@@ -116,10 +129,7 @@ def run_items(
     -------
     RunSummary
     """
-    path = Path(journal)
-    if path.suffix != ".jsonl":
-        path = path / JOURNAL
-    jr = Journal(path)
+    jr = Journal(_journal_path(journal))
     previous = jr.load()
     pairs: Sequence[tuple[str, Any]] = list(items)
     keys = [k for k, _ in pairs]

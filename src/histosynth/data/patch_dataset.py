@@ -27,6 +27,7 @@ import numpy as np
 
 from histosynth.artifacts import (
     ArtifactError,
+    Kind,
     atomic_write_bytes,
     read_manifest,
     safe_filename,
@@ -35,7 +36,6 @@ from histosynth.artifacts import (
 from histosynth.data.classmap import ClassMap
 
 __all__ = [
-    "KIND",
     "PatchDataset",
     "PatchDatasetWriter",
     "class_fractions",
@@ -43,7 +43,6 @@ __all__ = [
     "encode_png",
 ]
 
-KIND = "patch-dataset"
 REQUIRED_COLUMNS = ("id", "image", "map", "split", "slide", "x0", "y0", "size0", "mpp", "fractions")
 # Decoding is refused above this many pixels (a decompression-bomb guard for user folders).
 MAX_PIXELS = 16384 * 16384
@@ -160,7 +159,7 @@ class PatchDatasetWriter:
         if len(df) and "split" in df:
             counts.update({f"split_{k}": int(v) for k, v in df["split"].value_counts().items()})
         return write_manifest(
-            self.folder, KIND, config, inputs, counts, classes=self.classes.to_json(), **extra
+            self.folder, Kind.PATCH_DATASET, config, inputs, counts, classes=self.classes.to_json(), **extra
         )
 
 
@@ -184,7 +183,7 @@ class PatchDataset:
         import pandas as pd
 
         self.folder = Path(folder).resolve()
-        self.manifest = read_manifest(self.folder, KIND)
+        self.manifest = read_manifest(self.folder, Kind.PATCH_DATASET)
         self.classes = ClassMap.from_json(self.folder / "classes.json")
         index = pd.read_parquet(self.folder / "index.parquet")
         missing = [c for c in REQUIRED_COLUMNS if c not in index.columns]

@@ -76,13 +76,20 @@ EXECUTORS: Registry[type[Executor]] = Registry("executor")
 
 
 class Executor(ABC):
-    """Runs ``work`` over ``(key, item)`` pairs and hands each record to ``finish``."""
+    """Runs ``work`` over ``(key, item)`` pairs and hands each record to ``finish``; as a context
+    manager, it closes itself on leaving."""
 
     @abstractmethod
     def run(self, todo: list[tuple[str, Any]], work: Work, finish: Finish) -> None: ...
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release workers or cluster connections."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 @EXECUTORS.register("local", help="this machine: in-process, or a pool of worker processes")

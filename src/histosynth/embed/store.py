@@ -25,11 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from histosynth.artifacts import ArtifactError, atomic_write_bytes, read_manifest, safe_filename
+from histosynth.artifacts import ArtifactError, Kind, atomic_write_bytes, read_manifest, safe_filename
 
-__all__ = ["KIND", "EmbeddingStore", "ShardWriter", "merge_parquet"]
-
-KIND = "embeddings"
+__all__ = ["EmbeddingStore", "ShardWriter", "merge_parquet"]
 FP16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -106,7 +104,7 @@ class EmbeddingStore:
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        self.manifest = read_manifest(self.folder, KIND)
+        self.manifest = read_manifest(self.folder, Kind.EMBEDDINGS)
         self.id: str = self.manifest["id"]
         self.encoder: dict[str, Any] = self.manifest["encoder"]
         self.dim = int(self.encoder["dim"])

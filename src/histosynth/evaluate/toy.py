@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from histosynth.artifacts import prepare_output
+from histosynth.artifacts import Kind, prepare_output
 from histosynth.data.classmap import ClassMap
 from histosynth.data.patch_dataset import PatchDataset, PatchDatasetWriter
 from histosynth.samples import SYNTHETIC_CLASSES, make_label_grid, render_region
@@ -71,7 +71,7 @@ def write_patch_dataset(
     classes = ClassMap(SYNTHETIC_CLASSES.classes[:num_classes], source="toy")
     ids = list(ids) if ids is not None else [f"{slide}-{i:05d}" for i in range(len(images))]
     cfg = dict(config or {"toy": True, "slide": slide, "n": len(images)})
-    out = prepare_output(folder, "patch-dataset", cfg, overwrite=True)
+    out = prepare_output(folder, Kind.PATCH_DATASET, cfg, overwrite=True)
     writer = PatchDatasetWriter(out.folder, classes)
     rows = []
     for i, (img, lab) in enumerate(zip(images, labels, strict=True)):

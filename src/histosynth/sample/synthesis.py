@@ -8,11 +8,11 @@ Used by ``histosynth sample``, the large-image synthesis, the evaluation and the
 
 A tiny checkpoint for tests (seconds on a CPU)::
 
-    from histosynth.train import train
-    from histosynth.train.config import TrainConfig
     from histosynth.config import build_config
+    from histosynth.train.config import TrainConfig
+    from histosynth.train.loop import run
     cfg = build_config(TrainConfig, preset="cpu-tiny", overrides=["run.steps=2"])
-    train(cfg, dataset_dir, out_dir)          # then Synthesizer.from_checkpoint(out_dir)
+    run(dataset, out, cfg)          # then Synthesizer.from_checkpoint(out)
 
 Each sample's noise comes from its own generator (:func:`histosynth.seeding.torch_generator`
 of the run seed and the sample key), so an image does not depend on the batch it was made in.

@@ -1,9 +1,11 @@
 """Training: the diffusion model (``histosynth train``) and the latent codec (``train-codec``).
 
 >>> from histosynth.config import build_config
->>> from histosynth.train import TrainConfig, train
+>>> from histosynth.train import TrainConfig
+>>> from histosynth.train.loop import run
 >>> cfg = build_config(TrainConfig, preset="cpu-tiny", overrides=["run.steps=100"])
->>> result = train(cfg, "datasets/cmu", "runs/cmu")       # doctest: +SKIP
+>>> result = run("datasets/cmu", "runs/cmu", cfg)           # doctest: +SKIP
+>>> result.summary.finished, result.folder / "model"         # doctest: +SKIP
 
 Names are imported on first use: the configs load without torch.
 """
@@ -12,14 +14,12 @@ from __future__ import annotations
 
 from histosynth.registry import lazy_getattr
 
-__all__ = ["CodecTrainConfig", "TrainConfig", "TrainResult", "train", "train_codec"]
+__all__ = ["CodecTrainConfig", "TrainConfig", "TrainSummary"]
 
 _WHERE = {
     "CodecTrainConfig": "histosynth.train.codec",
     "TrainConfig": "histosynth.train.config",
-    "TrainResult": "histosynth.train.loop",
-    "train": "histosynth.train.loop",
-    "train_codec": "histosynth.train.codec",
+    "TrainSummary": "histosynth.train.loop",
 }
 
 __getattr__ = lazy_getattr(__name__, _WHERE)
