@@ -91,3 +91,12 @@ def test_the_walk_sees_imports_inside_functions():
 
 def test_no_import_cycles():
     assert cycles(import_graph()) == []
+
+
+def test_the_library_never_imports_the_command_line():
+    """Commands call the library; the library (the demo included) calls stages, never commands."""
+    graph = import_graph()
+    up = {m: sorted(t for t in ts if t.startswith("histosynth.cli")) for m, ts in graph.items()}
+    assert {
+        m: ts for m, ts in up.items() if ts and not m.startswith(("histosynth.cli", "histosynth.__main__"))
+    } == {}
