@@ -128,6 +128,14 @@ def run_items(
     Returns
     -------
     RunSummary
+
+    Examples
+    --------
+    >>> summary = run_items([("a", 1), ("b", 0)], lambda key, x: 1 / x, "work", show_progress=False)
+    >>> summary.done, [(r.key, r.error) for r in summary.failed]
+    (['a'], [('b', 'division by zero')])
+    >>> run_items([("a", 1), ("b", 2)], lambda key, x: 1 / x, "work", show_progress=False).describe()
+    '1 items done, 1 already done, 0 failed'
     """
     jr = Journal(_journal_path(journal))
     previous = jr.load()

@@ -70,9 +70,9 @@ def write_patch_dataset(
     """
     classes = ClassMap(SYNTHETIC_CLASSES.classes[:num_classes], source="toy")
     ids = list(ids) if ids is not None else [f"{slide}-{i:05d}" for i in range(len(images))]
-    cfg = dict(config or {"toy": True, "slide": slide, "n": len(images)})
-    out = prepare_output(folder, Kind.PATCH_DATASET, cfg, overwrite=True)
-    writer = PatchDatasetWriter(out.folder, classes)
+    config = dict(config or {"toy": True, "slide": slide, "n": len(images)})
+    claim = prepare_output(folder, Kind.PATCH_DATASET, config, overwrite=True)
+    writer = PatchDatasetWriter(claim.folder, classes)
     rows = []
     for i, (img, lab) in enumerate(zip(images, labels, strict=True)):
         row = writer.write_patch(ids[i], img, lab)
@@ -83,5 +83,5 @@ def write_patch_dataset(
             row[key] = json.dumps(v) if isinstance(v, dict | list) else v
         rows.append(row)
     writer.write_shard("all", rows)
-    writer.finalize(["all"], cfg)
-    return PatchDataset(out.folder)
+    writer.finalize(["all"], config)
+    return PatchDataset(claim.folder)
