@@ -2,7 +2,7 @@
 
 Both read the same patches of the same slide through :func:`histosynth.wsi.open_slide`, cut the
 same sub-tiles, use the same encoder, batch size and DataLoader workers. The bare loop does
-nothing else; ``histosynth embed`` (:func:`run_embed`, what the command runs) also computes each
+nothing else; ``histosynth embed`` (:func:`histosynth.embed.stage.run`, what the command runs) also computes each
 sub-tile's tissue fraction, streams float16 features into the shard, writes the parquet index,
 the journal and the manifest (and draws its progress bars unless ``HISTOSYNTH_PROGRESS=0``).
 Runs alternate between the two and the median of ``--repeats`` runs is reported.
@@ -59,7 +59,7 @@ class BarePatches:
 def bare_loop(tiles, enc, subtile: int, batch: int, workers: int) -> tuple[int, float]:
     from torch.utils.data import DataLoader
 
-    from histosynth.embed.encoders import TorchEncoder
+    from histosynth.embed.base import TorchEncoder
 
     rows = tiles[["x0", "y0", "size", "mpp"]].to_numpy(np.float64)
     ds = BarePatches(str(tiles["slide_path"].iloc[0]), rows, float(tiles["slide_mpp"].iloc[0]), subtile)
@@ -79,12 +79,12 @@ def bare_loop(tiles, enc, subtile: int, batch: int, workers: int) -> tuple[int, 
 
 
 def stage_run(tiles, encoder: str, subtile: int, batch: int, workers: int, out: Path) -> tuple[int, float]:
-    from histosynth.embed.stage import EmbedConfig, run_embed
+    from histosynth.embed.stage import EmbedConfig, run
 
     shutil.rmtree(out, ignore_errors=True)
     cfg = EmbedConfig(encoder=encoder, subtile=subtile, stride=subtile, batch_size=batch, workers=workers)
     start = time.perf_counter()
-    m = run_embed(tiles, out, cfg)
+    m = run(tiles, out, cfg).manifest
     return m["counts"]["vectors"], time.perf_counter() - start
 
 

@@ -14,7 +14,7 @@ Three parts, all on CPU, JSON out to ``benchmarks/results/sampling.json``:
     (wall-time ratios are kept too). A second small table times dpm++-20 at guidance scales that
     need two and three branches.
 ``memory``
-    Peak memory of large-image synthesis (:func:`histosynth.sample.large.synthesize_large`, the
+    Peak memory of large-image synthesis (:func:`histosynth.sample.large.run`, the
     ``histosynth sample --size`` path) at 1k, 2k and 4k sides, each in a fresh process: peak RSS
     (``ru_maxrss``, which also counts touched pages of the memory-mapped decode canvas) and the
     peak of anonymous memory (``RssAnon`` polled every 20 ms from ``/proc/self/status``: what
@@ -136,9 +136,9 @@ def train_model(data: Path, work: Path, steps: int, threads: int) -> Path:
 
 
 def crop_bank(data: Path, work: Path) -> Path:
-    from histosynth.sample.crop_bank import build_crop_bank
+    from histosynth.sample.crop_bank import run
 
-    return build_crop_bank(data, work / "crop-bank").folder
+    return run(data, work / "crop-bank").folder
 
 
 def _inputs(data: Path, bank_dir: Path, n: int, seed: int = 0):
@@ -283,7 +283,7 @@ def memory_child(model: str, bank: str, size: int, steps: int, out: str, threads
     """One large image in this (fresh) process; memory figures in MB."""
     import torch
 
-    from histosynth.sample.large import LargeConfig, _large_map, synthesize_large
+    from histosynth.sample.large import LargeConfig, _large_map, run
     from histosynth.sample.synthesis import Synthesizer
 
     torch.set_num_threads(threads)
@@ -292,7 +292,7 @@ def memory_child(model: str, bank: str, size: int, steps: int, out: str, threads
     synth = Synthesizer.from_checkpoint(model)  # imports, weights: the baseline
     after_load = poll.read()
     cfg = LargeConfig(width=size, height=size, steps=steps, sampler="dpm++", seed=0)
-    # The procedural large map alone (synthesize_large makes it again): its share of the peak.
+    # The procedural large map alone (the stage makes it again): its share of the peak.
     poll.reset()
     label = _large_map(cfg, synth.classes, synth.image_size)
     time.sleep(0.05)
@@ -302,7 +302,7 @@ def memory_child(model: str, bank: str, size: int, steps: int, out: str, threads
     del synth, label
     poll.reset()
     t0 = time.perf_counter()
-    res = synthesize_large(model, out, cfg, bank, overwrite=True)
+    res = run(model, out, cfg, crop_bank=bank, overwrite=True).manifest["result"]
     wall = time.perf_counter() - t0
     poll.stop.set()
     poll.join()
@@ -351,7 +351,7 @@ def quality(model: Path, data: Path, bank: Path, work: Path, plan: dict, threads
     from histosynth.evaluate.detectors import build_detector
     from histosynth.evaluate.distribution import fd_between
     from histosynth.evaluate.features import FeatureCache, extract, image_set
-    from histosynth.sample.stage import SampleConfig, sample_dataset
+    from histosynth.sample.stage import SampleConfig, run
 
     torch.set_num_threads(threads)
     n, ref_steps = plan["n"], _ref_steps(plan)
@@ -367,12 +367,12 @@ def quality(model: Path, data: Path, bank: Path, work: Path, plan: dict, threads
         cfg = SampleConfig(n=n, maps="dataset", maps_dir=str(data), split="test", sampler=sampler, steps=steps,
                            eta=PAPER_ETA if sampler == "ddim" else 0.0, seed=seed, batch_size=12)  # fmt: skip
         t0 = time.perf_counter()
-        folder, summary = sample_dataset(model, out, cfg, bank)
+        result = run(model, out, cfg, crop_bank=bank)
         dt = time.perf_counter() - t0
-        if summary is not None and not summary.ok:
-            raise RuntimeError(f"sampling {name} failed: {summary.describe('batches')}")
-        folders[name] = folder
-        if summary is not None:  # freshly sampled (not served from the cache)
+        if not result.ok:
+            raise RuntimeError(f"sampling {name} failed: {result.summary.describe('batches')}")
+        folders[name] = result.folder
+        if result.summary.done:  # freshly sampled (not served from the cache)
             timing[name] = {"seconds": dt, "img_per_s": n / dt, "load_avg_1m": os.getloadavg()[0]}
         _log(f"quality: sampled {name} ({dt:.0f} s)")
 
@@ -580,7 +580,7 @@ def docs_block(report: dict) -> str:
                   f"{_f(r['ratio_vs_ddim200'], 1)}× {tp['reference']}" for r in g) + ".", ""]  # fmt: skip
     mem = report.get("memory")
     if mem:
-        L += ["### Large-image memory (`--size`, `synthesize_large`)", "",
+        L += ["### Large-image memory (`--size`, `histosynth.sample.large.run`)", "",
               f"One fresh process per size; dpm++, {mem['rows'][0]['steps']} steps (memory does not depend on the "
               f"step count: every step holds the same tensors), window {mem['window_px']} px "
               f"({mem['unet']} UNet, {_f(mem['params_m'], 2)} M parameters"

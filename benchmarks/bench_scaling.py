@@ -103,14 +103,14 @@ def sample_runs(work: Path, n: int) -> dict:
     from tests.conftest import TINY_TRAIN, write_tiny_dataset
 
     from histosynth.config import build_config
-    from histosynth.sample.crop_bank import CropBankConfig, build_crop_bank
+    from histosynth.sample import crop_bank
     from histosynth.train.config import TrainConfig
-    from histosynth.train.loop import train
+    from histosynth.train.loop import run
 
     ds = write_tiny_dataset(work / "tiny-ds", n=12, splits=("train",))
     cfg = build_config(TrainConfig, preset="cpu-tiny", overrides=[*TINY_TRAIN, "data.workers=0"])
-    train(cfg, ds, work / "tiny-model", show_progress=False)
-    bank = build_crop_bank(ds, work / "bank", CropBankConfig(split="all"))
+    run(ds, work / "tiny-model", cfg, show_progress=False)
+    bank = crop_bank.run(ds, work / "bank", crop_bank.CropBankConfig(split="all"))
     base = ["--crop-bank", bank.folder, "--maps-from", ds, "-n", n, "--batch-size", 2, "--steps", 4,
             "--sampler", "ddim", "--set", "split=all"]  # fmt: skip
     return {

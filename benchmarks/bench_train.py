@@ -83,6 +83,7 @@ def bare_loop(preset: str, data: str, threads: int, work: Path):
 
     from histosynth.data.patch_dataset import PatchDataset
     from histosynth.diffusion.codec import load_codec
+    from histosynth.diffusion.conditioning import CONDITIONINGS
     from histosynth.diffusion.denoiser import build_denoiser
     from histosynth.train.data import BatchPlan, StepBatches, TrainData
     from histosynth.train.loop import schedule_of
@@ -90,9 +91,8 @@ def bare_loop(preset: str, data: str, threads: int, work: Path):
     batch = CPU_PLAN[preset][0]
     cfg = _config(preset, batch, 1, threads, _codec_dir(preset, work))
     torch.set_num_threads(threads)
-    td = TrainData(
-        PatchDataset(data, split="train"), cfg.data, 0, place=cfg.model.conditioning.endswith("spatial")
-    )
+    place = CONDITIONINGS.get(cfg.model.conditioning).reads_positions
+    td = TrainData(PatchDataset(data, split="train"), cfg.data, 0, place=place)
     b = StepBatches(td, BatchPlan(len(td), batch, seed=0))[0]
     codec = load_codec(cfg.model.codec)
     model = build_denoiser(cfg.model.backbone, cfg.model.conditioning, len(td.dataset.classes), cfg.data.image_size,
@@ -131,7 +131,7 @@ def bare_loop(preset: str, data: str, threads: int, work: Path):
 
 def run_train(preset: str, data: str, threads: int, work: Path, paired: bool = False) -> dict:
     """``histosynth train`` for warm-up + timed steps; with ``paired``, one bare step after each."""
-    from histosynth.train import train
+    from histosynth.train.loop import run
 
     batch, n, warm, _ = CPU_PLAN[preset]
     cfg = _config(preset, batch, warm + n, threads, _codec_dir(preset, work))
@@ -146,8 +146,7 @@ def run_train(preset: str, data: str, threads: int, work: Path, paired: bool = F
     base = _rss_mb()
     folder = work / f"run-{preset}-{'paired' if paired else 'train'}"
     shutil.rmtree(folder, ignore_errors=True)  # a fresh run each time
-    train(cfg, data, folder, show_progress=False,
-          callback=pair if paired else None)  # fmt: skip
+    run(data, folder, cfg, show_progress=False, callback=pair if paired else None)
     rows = [json.loads(ln) for ln in (folder / "stats.jsonl").read_text().splitlines()]
     steps = [r["step_time"] for r in rows[warm:]]
     out = {

@@ -51,6 +51,13 @@ def write_tiny_dataset(folder, n: int = 12, size: int = 64, seed: int = 0, split
     return folder
 
 
+def build_bank(dataset, out, **cfg):
+    """The crop-bank stage on ``dataset``, opened as a :class:`CropBank` (``cfg``: its settings)."""
+    from histosynth.sample.crop_bank import CropBank, CropBankConfig, run
+
+    return CropBank(run(dataset, out, CropBankConfig(**cfg)).folder)
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory):
     """12 synthetic 64 px patches (4 classes), splits train/val/test round-robin."""
@@ -65,11 +72,11 @@ def train_tiny(dataset, out, conditioning: str = "map+crops-tokens", steps: int 
     """A real (very short) training run of the cpu-tiny preset with the `test` backbone."""
     from histosynth.config import build_config
     from histosynth.train.config import TrainConfig
-    from histosynth.train.loop import train
+    from histosynth.train.loop import run
 
     overrides = [*TINY_TRAIN, f"run.steps={steps}", f"model.conditioning={conditioning}"]
     cfg = build_config(TrainConfig, preset="cpu-tiny", overrides=overrides)
-    train(cfg, dataset, out, show_progress=False)
+    run(dataset, out, cfg, show_progress=False)
     return out
 
 

@@ -4,6 +4,10 @@ A stage writes into one folder. The folder's ``manifest.json`` is written last a
 (temp file + ``os.replace``): a folder without one is incomplete, and re-running the same
 command resumes it. While a stage runs, ``.pending.json`` records the id it is building so a
 re-run with a *different* config is refused instead of silently mixing two artefacts.
+
+Every stage is one function of one shape, ``run(inputs, out, cfg=None, *, overwrite=False,
+...) -> StageResult`` (see :mod:`histosynth.stages`); :class:`StageResult` and the artefact
+kinds (:class:`Kind`) are defined here, once.
 """
 
 from __future__ import annotations
@@ -14,17 +18,20 @@ import os
 import platform
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = [
     "MANIFEST",
     "SCHEMA_VERSION",
     "ArtifactError",
+    "Kind",
     "Output",
+    "StageResult",
+    "Summary",
     "artifact_id",
     "atomic_write_bytes",
     "atomic_write_json",
@@ -34,6 +41,7 @@ __all__ = [
     "package_versions",
     "prepare_output",
     "read_manifest",
+    "safe_filename",
     "sweep_temp_files",
     "write_manifest",
 ]
@@ -46,6 +54,64 @@ _VERSIONED = ("histosynth", "numpy", "torch", "diffusers", "openslide-python", "
 
 class ArtifactError(RuntimeError):
     """An artefact folder is missing, incomplete, or belongs to another configuration."""
+
+
+class Kind:
+    """The artefact kinds: the ``kind`` of each stage's manifest, and what a reader checks."""
+
+    TILES = "tiles"
+    PATCH_DATASET = "patch-dataset"  # real (dataset) and synthetic (sample) data alike
+    EMBEDDINGS = "embeddings"
+    CLUSTERS = "clusters"
+    CROP_BANK = "crop-bank"
+    CODEC = "codec"
+    MODEL = "model"
+    LARGE_IMAGE = "large-image"
+    METRICS = "metrics"
+    READER_STUDY = "reader-study"
+
+
+class Summary(Protocol):
+    """What one call of a stage did: :class:`histosynth.jobs.RunSummary` for stages that work
+    item by item (slides, batches), :class:`histosynth.train.loop.TrainSummary` for trainers."""
+
+    @property
+    def ok(self) -> bool:
+        """No item failed."""
+        ...
+
+    @property
+    def failed(self) -> Sequence[Any]:
+        """The items that failed, each with its ``key`` and its reason (``error``)."""
+        ...
+
+    def describe(self, noun: str = "items") -> str:
+        """One line for the end of a command, then one line per failure."""
+        ...
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What a stage's ``run`` returns.
+
+    Attributes
+    ----------
+    folder
+        Where the stage wrote: the artefact's folder (for ``report``, its one HTML page).
+    manifest
+        The artefact's manifest; ``None`` while the artefact is unfinished (a training run
+        stopped early, a sample run with failed batches) and for the report, which has none.
+    summary
+        What this call did; every stage's failures are ``summary.failed``.
+    """
+
+    folder: Path
+    manifest: dict[str, Any] | None
+    summary: Summary
+
+    @property
+    def ok(self) -> bool:
+        return self.summary.ok
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -84,6 +150,16 @@ def artifact_id(kind: str, config: Mapping[str, Any], inputs: Iterable[str] = ()
     """Content id of an artefact: changes whenever its config or any input id changes."""
     payload = canonical_json({"kind": kind, "config": config, "inputs": sorted(inputs)})
     return f"{kind}-{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
+
+
+def safe_filename(key: str) -> str:
+    """``key`` (a slide name, an item key) as a file name: characters other than letters,
+    digits, ``-``, ``_`` and ``.`` become ``_``.
+
+    >>> safe_filename("TCGA 01/a:b.svs")
+    'TCGA_01_a_b.svs'
+    """
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
 
 
 def file_fingerprint(path: str | Path, edge: int = 1 << 20) -> str:

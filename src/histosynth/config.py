@@ -101,6 +101,17 @@ def build_config(
     ------
     ConfigError
         On unknown presets, unknown keys, or values of the wrong type.
+
+    Examples
+    --------
+    >>> from histosynth.wsi.tiling import TileConfig
+    >>> cfg = build_config(TileConfig, values={"size": 128}, overrides=["split.by=region"])
+    >>> cfg.size, cfg.split.by
+    (128, 'region')
+    >>> build_config(TileConfig, overrides=["sise=128"])
+    Traceback (most recent call last):
+    ...
+    histosynth.config.ConfigError: --set sise=128: unknown key 'sise'; did you mean 'size'?
     """
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}  # dotted key → the config file that set it (named in errors)

@@ -1,7 +1,8 @@
 """``histosynth demo``: the whole method on the bundled real H&E slide, on a laptop CPU.
 
-The demo runs the commands a user would type, in order, into one folder; each is resumable,
-so re-running the demo continues where it stopped. Two paths:
+The demo calls the stages (:mod:`histosynth.stages`) the commands call, with the settings a
+user would type, in order, into one folder; each is resumable, so re-running the demo
+continues where it stopped. Two paths:
 
 (a) annotated: ``tile`` → ``dataset --derived stain`` (a two-class map derived from the slide
     by colour deconvolution: hematoxylin-dense epithelium vs stroma, a documented stand-in for
@@ -30,10 +31,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from histosynth.artifacts import StageResult
+from histosynth.diffusion.conditioning import SHORT_NAMES as VARIANTS  # short name → variant
 
 __all__ = ["DemoPlan", "VARIANTS", "run_demo"]
 
-VARIANTS = {"map": "map", "spatial": "map+crops-spatial", "tokens": "map+crops-tokens"}
 DETECTORS = ("handcrafted", "random-init-cnn")
 
 
@@ -70,13 +74,22 @@ class DemoPlan:
 def run_demo(out: str | Path, plan: DemoPlan = DemoPlan(), echo: Callable[[str], None] = print) -> Path:
     """Run (or resume) the demo into ``out``; returns the report's path."""
     from histosynth.artifacts import atomic_write_json
-    from histosynth.cli.main import main
-    from histosynth.config import config_to_dict
+    from histosynth.cluster.pseudo_maps import pseudo_labels
+    from histosynth.cluster.stage import ClusterConfig
+    from histosynth.config import build_config, config_to_dict
+    from histosynth.data.build import DatasetConfig
+    from histosynth.data.derived_labels import stain_labels
+    from histosynth.embed.stage import EmbedConfig
+    from histosynth.evaluate.config import EvaluateConfig
+    from histosynth.sample.stage import SampleConfig
     from histosynth.samples import cmu_small_region
+    from histosynth.stages import STAGES
+    from histosynth.train.config import TrainConfig
+    from histosynth.wsi.tiling import TileConfig
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    slide = str(cmu_small_region(verify=True))
+    slide = cmu_small_region(verify=True)
     start = time.monotonic()
     # What ran and how long each step took, one list per invocation (a resumed step takes ~0 s),
     # read by scripts/write_results.py for docs/results.md.
@@ -86,73 +99,71 @@ def run_demo(out: str | Path, plan: DemoPlan = DemoPlan(), echo: Callable[[str],
         previous = {}  # another plan: its timings say nothing about this one
     record: dict = {"plan": config_to_dict(plan), "invocations": [*previous.get("invocations", []), []]}
 
-    def step(title: str, *args: str) -> None:
+    def step(title: str, stage: str, *args: Any, **kwargs: Any) -> StageResult:
+        """Run the stage ``stage`` (a name in :data:`~histosynth.stages.STAGES`) and log it."""
         t0 = time.monotonic()
         echo(f"\n== {title}  [{(t0 - start) / 60:.1f} min]")
-        echo("   histosynth " + " ".join(args))
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            if exc.code not in (0, None):
-                raise RuntimeError(
-                    f"demo step failed: histosynth {' '.join(args)} (exit {exc.code})"
-                ) from None
-        record["invocations"][-1].append({"title": title.strip(), "command": args[0],
+        result = STAGES.get(stage)(*args, **kwargs)
+        echo(f"   {stage}: {result.folder}")
+        if not result.ok:
+            raise RuntimeError(f"demo step failed: {title.strip()}: {result.summary.describe()}")
+        record["invocations"][-1].append({"title": title.strip(), "command": stage,
                                           "seconds": time.monotonic() - t0})  # fmt: skip
         atomic_write_json(log_path, record)
+        return result
 
-    s = str
+    def cfg(cls: type, preset: str | None = None, **values: Any) -> Any:
+        return build_config(cls, preset=preset, values=values)
+
+    p = plan
     tiles, real, bank = out / "tiles", out / "dataset", out / "crop-bank"
-    step("1/9 tile the real slide (region splits)", "tile", slide, "-o", s(tiles), "--patch-mpp", s(plan.patch_mpp),
-         "--size", s(plan.size), "--overlap", s(plan.overlap), "--min-tissue", "0.3", "--seed", s(plan.seed),
-         "--set", "split.by=region", "--set", f"split.region_um={plan.region_um}")  # fmt: skip
-    step("2/9 annotated path: stain-derived maps, 20-80 % rule", "dataset", s(tiles), "-o", s(real),
-         "--derived", "stain", "--max-per-slide", "0", "--homogeneous-share", "0.25", "--seed", s(plan.seed))  # fmt: skip
+    tiling = {"mpp": p.patch_mpp, "size": p.size, "min_tissue": 0.3, "seed": p.seed}
+    regions = {"by": "region", "region_um": p.region_um}
+    step("1/9 tile the real slide (region splits)", "tile", [slide], tiles,
+         cfg(TileConfig, **tiling, overlap=p.overlap, split=regions))  # fmt: skip
+    step("2/9 annotated path: stain-derived maps, 20-80 % rule", "dataset", tiles, real,
+         cfg(DatasetConfig, seed=p.seed, sampling={"max_per_slide": 0, "homogeneous_share": 0.25}),
+         labels=stain_labels(tiles))  # fmt: skip
     # The pseudo-map path needs no overlap: its own non-overlapping tiles keep embedding short.
-    step("3/9 unannotated path: tiles, sub-tile embeddings (handcrafted encoder)", "tile", slide, "-o",
-         s(out / "tiles-embed"), "--patch-mpp", s(plan.patch_mpp), "--size", s(plan.size), "--min-tissue", "0.3",
-         "--seed", s(plan.seed))  # fmt: skip
-    step("   embed", "embed", s(out / "tiles-embed"), "-o", s(out / "embeddings"), "--encoder", "handcrafted",
-         "--subtile", "16", "--stride", "16")  # fmt: skip
-    step("4/9 cluster into tissue types, pseudo-maps", "cluster", s(out / "embeddings"), "-o", s(out / "clusters"),
-         "--k", s(plan.clusters), "--per-slide", "20000", "--seed", s(plan.seed))  # fmt: skip
-    step("   pseudo-map dataset", "dataset", s(out / "tiles-embed"), "-o", s(out / "dataset-pseudo"),
-         "--pseudo-maps", s(out / "clusters"), "--max-per-slide", "0", "--seed", s(plan.seed))  # fmt: skip
+    step("3/9 unannotated path: tiles, sub-tile embeddings (handcrafted encoder)", "tile", [slide],
+         out / "tiles-embed", cfg(TileConfig, **tiling))  # fmt: skip
+    step("   embed", "embed", out / "tiles-embed", out / "embeddings",
+         cfg(EmbedConfig, encoder="handcrafted", subtile=16, stride=16))  # fmt: skip
+    step("4/9 cluster into tissue types, pseudo-maps", "cluster", out / "embeddings", out / "clusters",
+         cfg(ClusterConfig, k=p.clusters, per_slide=20000, seed=p.seed))  # fmt: skip
+    step("   pseudo-map dataset", "dataset", out / "tiles-embed", out / "dataset-pseudo",
+         cfg(DatasetConfig, seed=p.seed, sampling={"max_per_slide": 0}), labels=pseudo_labels(out / "clusters"))  # fmt: skip
     runs: dict[str, Path] = {}
-    for i, name in enumerate(plan.variants):
+    for i, name in enumerate(p.variants):
         runs[name] = out / "train" / name
-        train = ["train", s(real), s(runs[name]), "--preset", "cpu-tiny", "--conditioning", VARIANTS[name],
-                 "--seed", s(plan.seed)]  # fmt: skip
-        if plan.train_steps > 0:  # an equal step budget: resumes from the last checkpoint
-            step(f"5/9 train variant {name} ({VARIANTS[name]}), {plan.train_steps} steps", *train, "--steps",
-                 s(plan.train_steps))  # fmt: skip
+        model = {"conditioning": VARIANTS[name]}
+        if p.train_steps > 0:  # an equal step budget: resumes from the last checkpoint
+            step(f"5/9 train variant {name} ({VARIANTS[name]}), {p.train_steps} steps", "train", real, runs[name],
+                 cfg(TrainConfig, "cpu-tiny", model=model, run={"steps": p.train_steps, "seed": p.seed}))  # fmt: skip
             continue
         spent = runs[name] / ".demo-budget-spent"  # a time-budgeted run is done once its budget ran
         if spent.is_file():
             echo(f"\n== 5/9 train variant {name}: trained in an earlier run (its budget is spent)")
             continue
-        minutes = plan.train_minutes((time.monotonic() - start) / 60, len(plan.variants) - i)
-        step(f"5/9 train variant {name} ({VARIANTS[name]}), {minutes:.1f} min", *train, "--steps", "100000",
-             "--max-minutes", f"{minutes:.2f}")  # fmt: skip
+        minutes = p.train_minutes((time.monotonic() - start) / 60, len(p.variants) - i)
+        budget = {"steps": 100000, "seed": p.seed, "max_minutes": float(f"{minutes:.2f}")}
+        step(f"5/9 train variant {name} ({VARIANTS[name]}), {minutes:.1f} min", "train", real, runs[name],
+             cfg(TrainConfig, "cpu-tiny", model=model, run=budget))  # fmt: skip
         spent.touch()
-    syn: dict[str, Path] = {}
-    for name in plan.variants:
-        syn[name] = out / "synthetic" / name
-        step(f"6/9 sample {name}: held-out maps + crops from the bank", "sample", s(runs[name]), s(syn[name]),
-             "--crop-bank", s(bank), "--bank-from", s(real), "--maps-from", s(real), "-n", s(plan.n_samples),
-             "--sampler", plan.sampler, "--steps", s(plan.sample_steps), "--guidance-map", s(plan.guidance_map),
-             "--guidance-crops", s(plan.guidance_crops), "--seed", s(plan.seed), "--batch-size", "16")  # fmt: skip
+    STAGES.get("crop-bank")(real, bank)  # the crops every variant is conditioned on
+    sampling = cfg(SampleConfig, n=p.n_samples, sampler=p.sampler, steps=p.sample_steps, guidance_map=p.guidance_map,
+                   guidance_crops=p.guidance_crops, seed=p.seed, batch_size=16, maps="dataset", maps_dir=str(real))  # fmt: skip
+    syn = {name: out / "synthetic" / name for name in p.variants}
+    for name in p.variants:
+        step(f"6/9 sample {name}: held-out maps + crops from the bank", "sample", runs[name], syn[name], sampling,
+             crop_bank=bank)  # fmt: skip
     ev = out / "evaluation"
     # The cpu preset's segmentation protocol, cut to the demo's budget: one seed, one mix.
-    args = ["evaluate", "--real", s(real), "--out", s(ev), "--preset", "cpu", "--set", f"tstr.seeds={plan.segmenter_seeds}",
-            "--set", "tstr.mixes=[1.0]", "--set", f"tstr.segmenter.steps={plan.segmenter_steps}",
-            "--set", f"tstr.segmenter.crop={plan.size}", "--set", "tstr.segmenter.decoder_channels=32"]  # fmt: skip
-    for name in plan.variants:
-        args += ["--synthetic", f"{name}={syn[name]}"]
-    for det in DETECTORS:
-        args += ["--detector", det]
-    step("7/9 evaluate against held-out real patches", *args)
-    step("8/9 report", "report", s(ev), "--out", s(out / "report.html"))
+    segmenter = {"steps": p.segmenter_steps, "crop": p.size, "decoder_channels": 32}
+    tstr = {"seeds": p.segmenter_seeds, "mixes": [1.0], "segmenter": segmenter}
+    step("7/9 evaluate against held-out real patches", "evaluate", syn, ev,
+         cfg(EvaluateConfig, "cpu", detectors=list(DETECTORS), tstr=tstr), real=real)  # fmt: skip
+    step("8/9 report", "report", ev, out / "report.html")
     echo(f"\n== 9/9 done in {(time.monotonic() - start) / 60:.1f} min")
     echo(f"cluster report: {out / 'clusters' / 'report' / 'index.html'}")
     return out / "report.html"

@@ -16,32 +16,17 @@ from __future__ import annotations
 
 import json
 import os
-import time
-import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from histosynth.distributed.executors import Executor, ItemRecord, LocalExecutor
 from histosynth.progress import progress
 
-if TYPE_CHECKING:
-    from histosynth.distributed.executors import Executor
-
-__all__ = ["ItemRecord", "Journal", "RunSummary", "call_item", "run_items"]
+__all__ = ["Journal", "RunSummary", "run_items"]
 
 JOURNAL = "_journal.jsonl"
-
-
-@dataclass(frozen=True)
-class ItemRecord:
-    """Outcome of one item: ``status`` is ``"done"`` or ``"failed"``."""
-
-    key: str
-    status: str
-    error: str | None = None
-    seconds: float = 0.0
-    output: Any = None
 
 
 @dataclass
@@ -56,6 +41,14 @@ class RunSummary:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    @classmethod
+    def recorded(cls, journal: str | Path) -> RunSummary:
+        """What an earlier, finished run did, from its journal: every item done earlier
+        (skipped), the failed ones with their reasons (a finished stage re-run says this)."""
+        records = Journal(_journal_path(journal)).load()
+        failed = [r for r in records.values() if r.status == "failed"]
+        return cls(skipped=list(records), failed=failed, records=records)
 
     def outputs(self) -> dict[str, Any]:
         """Key → output of every item that is done (now or in an earlier run)."""
@@ -95,17 +88,9 @@ class Journal:
             os.fsync(fh.fileno())
 
 
-def call_item(work: Callable[[str, Any], Any], key: str, item: Any) -> ItemRecord:
-    """Run one item, turning an exception into a failed record (the batch goes on)."""
-    start = time.perf_counter()
-    try:
-        out = work(key, item)
-    except Exception as exc:  # one bad item is reported and skipped; the batch goes on
-        reason = str(exc) or type(exc).__name__
-        if os.environ.get("HISTOSYNTH_DEBUG"):
-            reason += "\n" + traceback.format_exc()
-        return ItemRecord(key, "failed", reason, time.perf_counter() - start)
-    return ItemRecord(key, "done", None, time.perf_counter() - start, out)
+def _journal_path(journal: str | Path) -> Path:
+    path = Path(journal)
+    return path if path.suffix == ".jsonl" else path / JOURNAL
 
 
 def run_items(
@@ -143,11 +128,16 @@ def run_items(
     Returns
     -------
     RunSummary
+
+    Examples
+    --------
+    >>> summary = run_items([("a", 1), ("b", 0)], lambda key, x: 1 / x, "work", show_progress=False)
+    >>> summary.done, [(r.key, r.error) for r in summary.failed]
+    (['a'], [('b', 'division by zero')])
+    >>> run_items([("a", 1), ("b", 2)], lambda key, x: 1 / x, "work", show_progress=False).describe()
+    '1 items done, 1 already done, 0 failed'
     """
-    path = Path(journal)
-    if path.suffix != ".jsonl":
-        path = path / JOURNAL
-    jr = Journal(path)
+    jr = Journal(_journal_path(journal))
     previous = jr.load()
     pairs: Sequence[tuple[str, Any]] = list(items)
     keys = [k for k, _ in pairs]
@@ -174,8 +164,6 @@ def run_items(
             rec.key if rec.status == "done" else rec
         )
         bar.update(1)
-
-    from histosynth.distributed.executors import LocalExecutor
 
     runner = executor if executor is not None else LocalExecutor(workers)
     try:

@@ -20,9 +20,28 @@ import importlib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-__all__ = ["Registry", "RegistryError"]
+__all__ = ["Registry", "RegistryError", "lazy_getattr"]
 
 T = TypeVar("T")
+
+
+def lazy_getattr(package: str, where: dict[str, str]) -> Callable[[str], object]:
+    """A package's ``__getattr__`` (PEP 562) that imports each name from its module on first use.
+
+    Parameters
+    ----------
+    package
+        The package's name, for the error on an unknown attribute.
+    where
+        Attribute name → the module that defines it.
+    """
+
+    def __getattr__(name: str) -> object:
+        if name in where:
+            return getattr(importlib.import_module(where[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
 
 
 class RegistryError(KeyError):

@@ -8,9 +8,11 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from histosynth.cluster.pseudo_maps import pseudo_map_sources
-from histosynth.cluster.stage import ClusterConfig, ReportConfig, run_cluster
+from histosynth.cluster.stage import ClusterConfig, ReportConfig
+from histosynth.cluster.stage import run as cluster
 from histosynth.config import ConfigError
-from histosynth.embed.stage import EmbedConfig, run_embed
+from histosynth.embed.stage import EmbedConfig
+from histosynth.embed.stage import run as embed
 from histosynth.wsi.base import ArrayReader
 
 # The middle half of the session's synthetic slide holds all three tissues in similar amounts.
@@ -53,14 +55,14 @@ def embedded(synthetic_slide, tmp_path_factory):
     folder = tmp_path_factory.mktemp("e2e")
     opener = TiffOpener()
     cfg = EmbedConfig(subtile=32, stride=32, workers=0, batch_size=512)
-    run_embed(_grid_tiles(synthetic_slide, "syn"), folder / "emb", cfg, opener=opener, show_progress=False)
+    embed(_grid_tiles(synthetic_slide, "syn"), folder / "emb", cfg, opener=opener, show_progress=False)
     return folder, opener
 
 
 def test_handcrafted_pseudo_maps_match_ground_truth(embedded, synthetic_slide):
     folder, opener = embedded
     cfg = ClusterConfig(k=3, per_slide=4000, report=ReportConfig(enabled=False))
-    m = run_cluster(folder / "emb", folder / "k3", cfg, show_progress=False)
+    m = cluster(folder / "emb", folder / "k3", cfg, show_progress=False).manifest
     assert m["levels"] == [3] and m["background_id"] == 0
     classes, sources = pseudo_map_sources(folder / "k3")  # the dataset stage's entry point
     assert classes.names == ["background", "cluster-001", "cluster-002", "cluster-003"]
@@ -78,8 +80,8 @@ def test_handcrafted_pseudo_maps_match_ground_truth(embedded, synthetic_slide):
 def test_hierarchy_report_truth_and_reuse(embedded, synthetic_slide, tmp_path):
     folder, opener = embedded
     cfg = ClusterConfig(k=6, levels=(3,), per_slide=4000, report=ReportConfig(examples=4, stability_seeds=2))
-    m = run_cluster(folder / "emb", tmp_path / "cl", cfg, truth={"syn": Truth(synthetic_slide)}, opener=opener,
-                    show_progress=False)  # fmt: skip
+    m = cluster(folder / "emb", tmp_path / "cl", cfg, truth={"syn": Truth(synthetic_slide)}, opener=opener,
+                    show_progress=False).manifest  # fmt: skip
     out = tmp_path / "cl"
     assert m["levels"] == [3, 6] and (out / "report" / "index.html").is_file()
     metrics = json.loads((out / "report" / "metrics.json").read_text())
@@ -97,10 +99,10 @@ def test_hierarchy_report_truth_and_reuse(embedded, synthetic_slide, tmp_path):
     assert cur.num_classes == 7 + 4 and cur.lut(0)[:7].tolist() == [7 + p for p in hier["levels"]["3"]]
     assert cur.lut(10)[:7].tolist() == list(range(7))
     # re-running the finished command does nothing and returns the same manifest
-    assert run_cluster(folder / "emb", out, cfg, opener=opener, show_progress=False)["id"] == m["id"]
+    assert cluster(folder / "emb", out, cfg, opener=opener, show_progress=False).manifest["id"] == m["id"]
     # the saved model applied elsewhere reproduces the labels exactly
-    reuse = run_cluster(folder / "emb", tmp_path / "reuse", ClusterConfig(report=ReportConfig(enabled=False)),
-                        model=out / "model.npz", show_progress=False)  # fmt: skip
+    reuse = cluster(folder / "emb", tmp_path / "reuse", ClusterConfig(report=ReportConfig(enabled=False)),
+                        model=out / "model.npz", show_progress=False).manifest  # fmt: skip
     assert reuse["levels"] == [3, 6] and not reuse["model"]["fitted_here"]
     a = pd.read_parquet(out / "assignments.parquet")
     b = pd.read_parquet(tmp_path / "reuse" / "assignments.parquet")
@@ -115,7 +117,7 @@ def test_model_from_another_encoder_is_refused(embedded, tmp_path):
     model, _ = fit_model(x, (2,), meta={"encoder": "random-init-cnn-v1-seed0"})
     model.save(tmp_path / "m.npz")
     with pytest.raises(ConfigError, match="encoder"):
-        run_cluster(folder / "emb", tmp_path / "x", model=tmp_path / "m.npz", show_progress=False)
+        cluster(folder / "emb", tmp_path / "x", model=tmp_path / "m.npz", show_progress=False)
 
 
 def test_cli_tile_embed_cluster_dataset(tmp_path):

@@ -6,7 +6,7 @@ from histosynth.wsi.base import ArrayReader
 
 
 def test_separates_hematoxylin_dense_from_eosin_tissue():
-    grid = make_label_grid(24, 32, n_classes=3, layout="blocks")  # 1 epithelium, 2 stroma
+    grid = make_label_grid(24, 32, num_classes=3, layout="blocks")  # 1 epithelium, 2 stroma
     img = render_region(grid, 16, 0, 0, 512, 384)
     truth = np.repeat(np.repeat(grid, 16, 0), 16, 1)
     lab = derive_stain_labels(img, um_per_px=2.0, smooth_um=8.0, min_um2=400)

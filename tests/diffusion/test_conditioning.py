@@ -21,6 +21,67 @@ def test_registry_names_are_the_cli_choices():
     assert REGISTRY.names() == CONDITIONINGS == CLI
 
 
+def test_each_variant_says_what_it_needs():
+    need = {n: (REGISTRY.get(n).uses_crops, REGISTRY.get(n).reads_positions) for n in CONDITIONINGS}
+    assert need == {
+        "map": (False, False),
+        "map+crops-spatial": (True, True),
+        "map+crops-tokens": (True, False),
+    }
+    assert REGISTRY.get("map").preset_widths == ()
+    assert set(REGISTRY.get("map+crops-tokens").preset_widths) == {"map_embed_dim", "map_channels",
+                                                                   "crop_widths", "crop_grid"}  # fmt: skip
+
+
+def test_unknown_arguments_are_refused():
+    from histosynth.diffusion.conditioning.base import make_conditioning
+
+    with pytest.raises(ValueError, match="'map' takes no argument 'crop_grid'"):
+        make_conditioning("map", 3, 1, 32, crop_grid=2)
+    with pytest.raises(ValueError, match="takes no argument 'widths'"):
+        make_conditioning("map+crops-tokens", 3, 1, 32, widths=(8,))
+    assert make_conditioning("map+crops-tokens", 3, 1, 32, crop_grid=3).crop_encoder.tokens_per_crop == 9
+
+
+def test_no_code_compares_variant_names():
+    """Variants are asked what they need; their names are compared nowhere (the table aside)."""
+    import ast
+    from pathlib import Path
+
+    import histosynth
+
+    root = Path(histosynth.__file__).parent
+    table = root / "diffusion" / "conditioning" / "__init__.py"
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Compare):
+                operands = [node.left, *node.comparators]
+                operands += [
+                    e for o in operands if isinstance(o, ast.Tuple | ast.List | ast.Set) for e in o.elts
+                ]
+                if path != table and any(
+                    isinstance(o, ast.Constant) and o.value in CONDITIONINGS for o in operands
+                ):
+                    found.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert found == []
+
+
+def test_the_name_tables_load_without_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from histosynth.diffusion.conditioning import CONDITIONINGS\n"
+        "from histosynth.diffusion.backbones import BACKBONES\n"
+        "from histosynth.train.config import TrainConfig\n"
+        "print(CONDITIONINGS.names(), 'torch' in sys.modules, 'diffusers' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("False False")
+
+
 @pytest.mark.parametrize("name", CONDITIONINGS)
 def test_shapes_null_token_and_map_dropout(name, make_denoiser, make_inputs):
     den = make_denoiser(name)

@@ -50,10 +50,10 @@ def test_sample_same_bytes_with_two_workers_and_one_model_per_worker(
     tiny_checkpoint, tiny_dataset, tmp_path, monkeypatch
 ):
     from histosynth.distributed import cache
-    from histosynth.sample.crop_bank import CropBankConfig, build_crop_bank
     from histosynth.sample.synthesis import Synthesizer
+    from tests.conftest import build_bank
 
-    bank = build_crop_bank(tiny_dataset, tmp_path / "bank", CropBankConfig(split="all"))
+    bank = build_bank(tiny_dataset, tmp_path / "bank", split="all")
     args = ["sample", tiny_checkpoint, "--crop-bank", bank.folder, "--maps-from", tiny_dataset, "-n", 4,
             "--batch-size", 1, "--steps", 2, "--sampler", "ddim", "--set", "split=all"]  # fmt: skip
     cli(*args[:2], tmp_path / "s2", *args[2:], "--workers", 2)

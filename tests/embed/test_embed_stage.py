@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from histosynth.config import ConfigError
-from histosynth.embed.stage import EmbedConfig, run_embed
+from histosynth.embed.stage import EmbedConfig, run
 from histosynth.embed.store import EmbeddingStore
 from histosynth.embed.subtiles import subtile_offsets
 from histosynth.samples import make_label_grid, render_region
@@ -52,7 +52,7 @@ def test_subtile_offsets():
 
 def test_store_layout_and_manifest(tmp_path):
     cfg = EmbedConfig(subtile=32, stride=32, workers=0, batch_size=64)
-    m = run_embed(_tiles(), tmp_path / "emb", cfg, opener=Opener(), show_progress=False)
+    m = run(_tiles(), tmp_path / "emb", cfg, opener=Opener(), show_progress=False).manifest
     assert m["kind"] == "embeddings" and m["counts"] == {"slides": 2, "failed": 0, "vectors": 512, "seconds": m[
         "counts"]["seconds"]}  # fmt: skip
     assert m["encoder"]["identity"] == "handcrafted-v1" and m["inputs"]["encoder"] == "handcrafted-v1"
@@ -75,21 +75,23 @@ def test_store_layout_and_manifest(tmp_path):
 
 def test_resumes_per_slide_and_reports_failures(tmp_path):
     cfg = EmbedConfig(subtile=64, stride=64, workers=0)
-    first = run_embed(_tiles(), tmp_path / "emb", cfg, opener=Opener(refuse={"b"}), show_progress=False)
+    first = run(_tiles(), tmp_path / "emb", cfg, opener=Opener(refuse={"b"}), show_progress=False).manifest
     assert first["counts"]["slides"] == 1 and "cannot open" in first["failures"]["b"]
     assert len(EmbeddingStore(tmp_path / "emb")) == 16 * 4
     again = Opener()
     # the finished manifest belongs to the same config: re-running returns it without work;
     # drop it to resume, as after an interruption
     (tmp_path / "emb" / "manifest.json").unlink()
-    m = run_embed(_tiles(), tmp_path / "emb", cfg, opener=again, show_progress=False)
+    m = run(_tiles(), tmp_path / "emb", cfg, opener=again, show_progress=False).manifest
     assert again.opened == ["b"] and m["counts"]["slides"] == 2 and not m["failures"]
-    done = run_embed(_tiles(), tmp_path / "emb", cfg, opener=Opener(refuse={"a", "b"}), show_progress=False)
+    done = run(
+        _tiles(), tmp_path / "emb", cfg, opener=Opener(refuse={"a", "b"}), show_progress=False
+    ).manifest
     assert done["id"] == m["id"]
     from histosynth.artifacts import ArtifactError
 
     with pytest.raises(ArtifactError, match="another"):
-        run_embed(_tiles(), tmp_path / "emb", EmbedConfig(subtile=32, stride=32), opener=again)
+        run(_tiles(), tmp_path / "emb", EmbedConfig(subtile=32, stride=32), opener=again)
 
 
 def test_fit_ssl_in_the_stage(tmp_path):
@@ -97,7 +99,7 @@ def test_fit_ssl_in_the_stage(tmp_path):
 
     cfg = EmbedConfig(encoder="ssl-tiny", fit_ssl=True, subtile=64, stride=64, workers=0,
                       ssl=SSLConfig(images=24, steps=2, batch_size=8))  # fmt: skip
-    m = run_embed(_tiles(size=256), tmp_path / "emb", cfg, opener=Opener(), show_progress=False)
+    m = run(_tiles(size=256), tmp_path / "emb", cfg, opener=Opener(), show_progress=False).manifest
     assert m["encoder"]["identity"].startswith("ssl-tiny:sha256-") and m["ssl_training"]["steps"] == 2
     assert (tmp_path / "emb" / "encoder" / "ssl-tiny.safetensors").is_file()
     assert EmbeddingStore(tmp_path / "emb").features("a").shape == (64, 360)

@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from histosynth.embed.encoders import ENCODERS, EncoderSpec, encoder_status, load_encoder
+from histosynth.embed.encoders import ENCODERS, encoder_status, load_encoder
+from histosynth.embed.spec import EncoderSpec
 from histosynth.embed.weights import MissingWeightsError, WeightsError, read_registry
 from histosynth.errors import USER_ERRORS, UnsafeFileError
 

@@ -46,13 +46,13 @@ def test_cluster_twice_same_model_labels_and_maps(tmp_path):
 
 
 def test_sample_twice_same_images(tiny_checkpoint, tiny_dataset, tmp_path):
-    from histosynth.sample.crop_bank import CropBankConfig, build_crop_bank
-    from histosynth.sample.stage import SampleConfig, sample_dataset
+    from histosynth.sample.stage import SampleConfig, run
+    from tests.conftest import build_bank
 
-    bank = build_crop_bank(tiny_dataset, tmp_path / "bank", CropBankConfig(split="all"))
+    bank = build_bank(tiny_dataset, tmp_path / "bank", split="all")
     cfg = SampleConfig(n=4, maps_dir=str(tiny_dataset), split="all", steps=2, sampler="ddim", batch_size=2)
     for out in ("a", "b"):
-        sample_dataset(tiny_checkpoint, tmp_path / out, cfg, bank.folder)
+        run(tiny_checkpoint, tmp_path / out, cfg, crop_bank=bank.folder)
     _same_folders(tmp_path / "a", tmp_path / "b")
 
 

@@ -10,7 +10,7 @@ import pytest
 def evaluation(tmp_path_factory):
     from histosynth.config import build_config
     from histosynth.evaluate.config import EvaluateConfig
-    from histosynth.evaluate.suite import evaluate
+    from histosynth.evaluate.suite import read_metrics, run
     from histosynth.evaluate.toy import shift_colour, toy_patches, write_patch_dataset
 
     root = tmp_path_factory.mktemp("report")
@@ -29,5 +29,5 @@ def evaluation(tmp_path_factory):
                  "segmenter": {"encoder_depth": 3, "decoder_channels": 16, "crop": 32, "batch_size": 2, "steps": 2}},
     })  # fmt: skip
     out = root / "eval"
-    metrics = evaluate(real.folder, {"map": good.folder, "tokens": odd.folder}, cfg, out)
+    metrics = read_metrics(run({"map": good.folder, "tokens": odd.folder}, out, cfg, real=real.folder).folder)
     return {"root": root, "out": out, "metrics": metrics, "odd": odd}

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from histosynth.cli.main import cli
-from histosynth.report.page import build_report, find_train_stats, read_train_stats
+from histosynth.report.page import find_train_stats, read_train_stats, run
 from histosynth.report.svg import bar_chart, line_chart, scatter_chart
 
 
@@ -45,7 +45,7 @@ def parse(html: str) -> _Tags:
 
 
 def test_report_is_one_self_contained_page(evaluation):
-    path = build_report(evaluation["out"])
+    path = run(evaluation["out"]).folder
     html = path.read_text()
     tags = parse(html)
     assert not tags.errors and tags.stack == [], (tags.errors, tags.stack)
@@ -57,7 +57,7 @@ def test_report_is_one_self_contained_page(evaluation):
 
 
 def test_report_lays_variants_side_by_side_with_every_section(evaluation):
-    html = build_report(evaluation["out"], evaluation["root"] / "r.html").read_text()
+    html = run(evaluation["out"], evaluation["root"] / "r.html").folder.read_text()
     for heading in ("Distribution metrics", "Samples", "Per-class Fréchet distance", "Mask fidelity",
                     "Train on synthetic, test on real", "Training", "Memorisation and privacy", "Hallucination flags"):  # fmt: skip
         assert f">{heading}</h2>" in html
@@ -76,7 +76,7 @@ def test_flagged_outliers_are_listed_with_scores(evaluation):
     noise = set(evaluation["odd"].index["id"][:2])
     assert noise <= flagged, m["flags"]["tokens"]
     assert all(r["density_ratio"] > 1 for r in m["flags"]["tokens"]["images"] if r["id"] in noise)
-    html = build_report(evaluation["out"], evaluation["root"] / "f.html").read_text()
+    html = run(evaluation["out"], evaluation["root"] / "f.html").folder.read_text()
     for pid in noise:
         assert pid in html
     assert "low density among real features under every detector" in html
@@ -114,7 +114,7 @@ def test_moved_dataset_is_named_and_skipped(evaluation, tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     m["synthetic"]["tokens"]["folder"] = str(tmp_path / "gone")
     (out / "metrics.json").write_text(json.dumps(m))
-    html = build_report(out).read_text()
+    html = run(out).folder.read_text()
     assert "Dataset not readable, pictures skipped: tokens" in html and not parse(html).errors
 
 

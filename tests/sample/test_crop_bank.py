@@ -2,13 +2,14 @@ import json
 
 import numpy as np
 import pytest
+from tests.conftest import build_bank
 
 from histosynth.data.patch_dataset import PatchDataset
-from histosynth.sample.crop_bank import CropBank, CropBankConfig, build_crop_bank
+from histosynth.sample.crop_bank import CropBank
 
 
 def test_build_pick_and_provenance(tiny_dataset, tmp_path):
-    bank = build_crop_bank(tiny_dataset, tmp_path / "bank", CropBankConfig(split="all", min_area_frac=0.02))
+    bank = build_bank(tiny_dataset, tmp_path / "bank", split="all", min_area_frac=0.02)
     assert len(bank) > 0 and 0 not in bank.class_ids()
     ds = PatchDataset(tiny_dataset)
     # every crop is a real piece of its source patch, taken from inside its class region
@@ -24,12 +25,12 @@ def test_build_pick_and_provenance(tiny_dataset, tmp_path):
     prov = json.loads(crops[0].source)
     assert set(prov) == {"crop", "slide", "patch", "box"}
     # reopening gives the same bank; a re-run resumes as complete
-    again = build_crop_bank(tiny_dataset, tmp_path / "bank", CropBankConfig(split="all", min_area_frac=0.02))
+    again = build_bank(tiny_dataset, tmp_path / "bank", split="all", min_area_frac=0.02)
     assert again.id == bank.id and len(again) == len(bank)
 
 
 def test_strategies(tiny_dataset, tmp_path):
-    bank = build_crop_bank(tiny_dataset, tmp_path / "b", CropBankConfig(split="all", min_area_frac=0.02))
+    bank = build_bank(tiny_dataset, tmp_path / "b", split="all", min_area_frac=0.02)
     cls = bank.class_ids()[0]
     rows = bank.index[bank.index["class_id"] == cls]
     slide = rows["slide"].iloc[0]

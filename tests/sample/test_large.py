@@ -2,9 +2,9 @@ import json
 
 import numpy as np
 import pytest
+from tests.conftest import build_bank
 
-from histosynth.sample.crop_bank import CropBankConfig, build_crop_bank
-from histosynth.sample.large import LargeConfig, synthesize_large
+from histosynth.sample.large import LargeConfig, run
 
 
 @pytest.mark.slow
@@ -13,11 +13,11 @@ def test_large_image_is_a_pyramidal_slide_with_aligned_labels(tiny_checkpoint, t
     import tifffile
     from shapely.geometry import Point, shape
 
-    bank = build_crop_bank(tiny_dataset, tmp_path / "bank", CropBankConfig(split="all"))
+    bank = build_bank(tiny_dataset, tmp_path / "bank", split="all")
     cfg = LargeConfig(
         width=256, height=192, steps=2, sampler="ddim", fractions=(0, 0.4, 0.3, 0.3), window_batch=8
     )
-    res = synthesize_large(tiny_checkpoint, tmp_path / "big", cfg, bank.folder)
+    res = run(tiny_checkpoint, tmp_path / "big", cfg, crop_bank=bank.folder).manifest["result"]
     assert res["windows"] > 4 and np.isfinite(res["seam_score"])
     with openslide.OpenSlide(res["image"]) as s:
         assert s.dimensions == (256, 192) and s.level_count >= 1
@@ -31,7 +31,7 @@ def test_large_image_is_a_pyramidal_slide_with_aligned_labels(tiny_checkpoint, t
     for r, c in [(10, 10), (100, 200), (150, 40)]:  # the GeoJSON agrees with the label TIFF
         name = next(n["name"] for n in names if n["id"] == label[r, c])
         assert geoms[name].contains(Point(c + 0.5, r + 0.5))
-    again = synthesize_large(tiny_checkpoint, tmp_path / "big", cfg, bank.folder)
+    again = run(tiny_checkpoint, tmp_path / "big", cfg, crop_bank=bank.folder).manifest["result"]
     assert again == res  # complete: not redone
     assert not list((tmp_path / "big").glob("_canvas*"))
 
@@ -50,9 +50,9 @@ def test_window_conditions_hold_no_autograd_graph(tiny_checkpoint, tiny_dataset,
         return gc
 
     monkeypatch.setattr(HistoSynthPipeline, "prepare_conditions", spy)
-    bank = build_crop_bank(tiny_dataset, tmp_path / "bank", CropBankConfig(split="all"))
+    bank = build_bank(tiny_dataset, tmp_path / "bank", split="all")
     cfg = LargeConfig(width=128, height=128, steps=1, sampler="ddim", fractions=(0, 0.5, 0.5), window_batch=2)
-    synthesize_large(tiny_checkpoint, tmp_path / "big", cfg, bank.folder)
+    run(tiny_checkpoint, tmp_path / "big", cfg, crop_bank=bank.folder)
     assert len(made) > 1
     for gc in made:
         c = gc.conditions

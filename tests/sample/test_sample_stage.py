@@ -7,17 +7,17 @@ import time
 
 import numpy as np
 import pytest
+from tests.conftest import build_bank
 
 from histosynth.config import build_config
 from histosynth.data.patch_dataset import PatchDataset
-from histosynth.sample.crop_bank import CropBankConfig, build_crop_bank
-from histosynth.sample.stage import SampleConfig, sample_dataset
+from histosynth.sample.stage import SampleConfig, run
 from histosynth.sample.synthesis import Synthesizer
 
 
 @pytest.fixture(scope="module")
 def bank(tiny_dataset, tmp_path_factory):
-    return build_crop_bank(tiny_dataset, tmp_path_factory.mktemp("bank") / "b", CropBankConfig(split="all"))
+    return build_bank(tiny_dataset, tmp_path_factory.mktemp("bank") / "b", split="all")
 
 
 def _cfg(**kw):
@@ -27,8 +27,9 @@ def _cfg(**kw):
 
 def test_dataset_roundtrip_maps_equal_conditioning(tiny_checkpoint, tiny_dataset, bank, tmp_path):
     cfg = _cfg(maps_dir=str(tiny_dataset))
-    folder, summary = sample_dataset(tiny_checkpoint, tmp_path / "syn", cfg, bank.folder)
-    assert summary.ok
+    result = run(tiny_checkpoint, tmp_path / "syn", cfg, crop_bank=bank.folder)
+    folder = result.folder
+    assert result.ok
     syn, real = PatchDataset(folder), PatchDataset(tiny_dataset)
     assert len(syn) == 5 and syn.classes.names == real.classes.names
     for i in range(5):
@@ -41,17 +42,20 @@ def test_dataset_roundtrip_maps_equal_conditioning(tiny_checkpoint, tiny_dataset
         assert set(sources) <= {str(c) for c in np.unique(syn.label(i))}
         assert all(set(s) == {"crop", "slide", "patch", "box"} for v in sources.values() for s in v)
     assert {"seed", "sampler", "steps", "guidance_map", "guidance_crops"} <= set(syn.index.columns)
-    again, none = sample_dataset(tiny_checkpoint, tmp_path / "syn", cfg, bank.folder)
-    assert none is None and again == folder  # complete: nothing redone
+    again = run(tiny_checkpoint, tmp_path / "syn", cfg, crop_bank=bank.folder)
+    assert (
+        again.folder == folder and again.summary.done == [] and again.manifest is not None
+    )  # complete: nothing redone
 
 
 def test_per_sample_seeds_independent_of_batch_size(tiny_checkpoint, tiny_dataset, bank, tmp_path):
-    a, _ = sample_dataset(
-        tiny_checkpoint, tmp_path / "a", _cfg(maps_dir=str(tiny_dataset), batch_size=1), bank.folder
+    a = run(
+        tiny_checkpoint, tmp_path / "a", _cfg(maps_dir=str(tiny_dataset), batch_size=1), crop_bank=bank.folder
     )
-    b, _ = sample_dataset(
-        tiny_checkpoint, tmp_path / "b", _cfg(maps_dir=str(tiny_dataset), batch_size=4), bank.folder
+    b = run(
+        tiny_checkpoint, tmp_path / "b", _cfg(maps_dir=str(tiny_dataset), batch_size=4), crop_bank=bank.folder
     )
+    a, b = a.folder, b.folder
     da, db = PatchDataset(a), PatchDataset(b)
     for i in range(5):
         diff = np.abs(da.image(i).astype(int) - db.image(i).astype(int))
@@ -61,9 +65,9 @@ def test_per_sample_seeds_independent_of_batch_size(tiny_checkpoint, tiny_datase
 
 def test_procedural_maps_and_synthesizer(tiny_checkpoint, bank, tmp_path):
     cfg = _cfg(maps="procedural", fractions=(0.0, 0.5, 0.5), n=2)
-    folder, summary = sample_dataset(tiny_checkpoint, tmp_path / "p", cfg, bank.folder)
-    ds = PatchDataset(folder)
-    assert summary.ok and all(set(np.unique(ds.label(i))) <= {1, 2} for i in range(2))
+    result = run(tiny_checkpoint, tmp_path / "p", cfg, crop_bank=bank.folder)
+    ds = PatchDataset(result.folder)
+    assert result.ok and all(set(np.unique(ds.label(i))) <= {1, 2} for i in range(2))
     synth = Synthesizer.from_checkpoint(tiny_checkpoint)
     assert synth.classes.names[:2] == ["background", "epithelium"] and synth.image_size == 64
     crops = bank.pick(1, 1, np.random.default_rng(0))
@@ -73,7 +77,7 @@ def test_procedural_maps_and_synthesizer(tiny_checkpoint, bank, tmp_path):
 
 def test_model_with_crops_needs_a_bank(tiny_checkpoint, tiny_dataset, tmp_path):
     with pytest.raises(ValueError, match="crop-bank"):
-        sample_dataset(tiny_checkpoint, tmp_path / "x", _cfg(maps_dir=str(tiny_dataset)))
+        run(tiny_checkpoint, tmp_path / "x", _cfg(maps_dir=str(tiny_dataset)))
     cfg = build_config(SampleConfig, preset="paper")
     assert cfg.sampler == "ddim" and cfg.steps == 200 and cfg.eta == 1.0
 

@@ -39,10 +39,9 @@ class PaintingGenerator:
 @pytest.fixture(scope="session")
 def crop_bank(tiny_dataset, tmp_path_factory):
     """A crop bank cut from the tiny dataset (64 px patches, classes 0-3, 0 not banked)."""
-    from histosynth.sample.crop_bank import CropBankConfig, build_crop_bank
+    from tests.conftest import build_bank
 
-    cfg = CropBankConfig(split="all", min_area_frac=0.02)
-    return build_crop_bank(tiny_dataset, tmp_path_factory.mktemp("bank") / "bank", cfg)
+    return build_bank(tiny_dataset, tmp_path_factory.mktemp("bank") / "bank", split="all", min_area_frac=0.02)
 
 
 @pytest.fixture(scope="session")

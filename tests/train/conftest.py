@@ -10,19 +10,19 @@ from histosynth.data.patch_dataset import PatchDatasetWriter
 from histosynth.samples import SYNTHETIC_CLASSES, make_label_grid, render_region
 
 
-def write_tiny_dataset(folder, n: int = 12, size: int = 32, n_classes: int = 3, seed: int = 0):
-    """A finished patch dataset of ``n`` textured patches with known maps (classes 0..n_classes-1)."""
+def write_tiny_dataset(folder, n: int = 12, size: int = 32, num_classes: int = 3, seed: int = 0):
+    """A finished patch dataset of ``n`` textured patches with known maps (classes 0..num_classes-1)."""
     from histosynth.data.classmap import ClassMap
 
-    classes = ClassMap(SYNTHETIC_CLASSES.classes[:n_classes], source="synthetic")
+    classes = ClassMap(SYNTHETIC_CLASSES.classes[:num_classes], source="synthetic")
     config = {"kind": "tiny-test", "n": n, "size": size, "seed": seed}
     prepare_output(folder, "patch-dataset", config)
     writer = PatchDatasetWriter(folder, classes)
     rows = []
     cell = 4
     for i in range(n):
-        grid = make_label_grid(size // cell, size // cell, n_classes, "blobs", seed=seed * 1000 + i)
-        grid[grid == 0] = 1 + (i % (n_classes - 1))  # mostly tissue; background only at the rim
+        grid = make_label_grid(size // cell, size // cell, num_classes, "blobs", seed=seed * 1000 + i)
+        grid[grid == 0] = 1 + (i % (num_classes - 1))  # mostly tissue; background only at the rim
         grid[: size // cell // 4, :] = 0
         image = render_region(grid, cell, 0, 0, size, size)
         label = np.repeat(np.repeat(grid, cell, 0), cell, 1)
@@ -41,7 +41,7 @@ def tiny_dataset(tmp_path_factory):
 
 @pytest.fixture
 def make_dataset():
-    """``make_dataset(folder, n=..., size=..., n_classes=..., seed=...)``: another tiny dataset."""
+    """``make_dataset(folder, n=..., size=..., num_classes=..., seed=...)``: another tiny dataset."""
     return write_tiny_dataset
 
 

@@ -15,7 +15,7 @@ from histosynth.diffusion.pipeline import HistoSynthPipeline
 from histosynth.diffusion.schedule import NoiseSchedule
 from histosynth.train.config import DataConfig, TrainConfig
 from histosynth.train.data import BatchPlan, StepBatches, TrainData
-from histosynth.train.loop import train
+from histosynth.train.loop import run
 
 CONDITIONINGS = ["map", "map+crops-spatial", "map+crops-tokens"]
 TINY = [
@@ -85,21 +85,21 @@ def _weights(folder):
 
 def test_interrupted_and_resumed_run_equals_a_straight_run(tiny_dataset, tmp_path):
     cfg = _cfg("run.steps=20", "run.checkpoint_every=10", "run.keep_checkpoints=3")
-    straight = train(cfg, tiny_dataset, tmp_path / "a", show_progress=False)
-    assert straight.finished and straight.step == 20
+    straight = run(tiny_dataset, tmp_path / "a", cfg, show_progress=False)
+    assert straight.summary.finished and straight.summary.step == 20
 
     # Stop cleanly at 7 (a checkpoint is written), crash at 13 (the last checkpoint is 10).
-    stopped = train(cfg, tiny_dataset, tmp_path / "b", callback=lambda s: s == 7, show_progress=False)
-    assert not stopped.finished and stopped.step == 7
+    stopped = run(tiny_dataset, tmp_path / "b", cfg, callback=lambda s: s == 7, show_progress=False)
+    assert not stopped.summary.finished and stopped.summary.step == 7
 
     def crash(step):
         if step == 13:
             raise RuntimeError("simulated crash")
 
     with pytest.raises(RuntimeError, match="simulated"):
-        train(cfg, tiny_dataset, tmp_path / "b", callback=crash, show_progress=False)
-    resumed = train(cfg, tiny_dataset, tmp_path / "b", show_progress=False)
-    assert resumed.finished and resumed.step == 20
+        run(tiny_dataset, tmp_path / "b", cfg, callback=crash, show_progress=False)
+    resumed = run(tiny_dataset, tmp_path / "b", cfg, show_progress=False)
+    assert resumed.summary.finished and resumed.summary.step == 20
 
     raw_a, ema_a = _weights(tmp_path / "a" / "checkpoints" / "step-00000020")
     raw_b, ema_b = _weights(tmp_path / "b" / "checkpoints" / "step-00000020")
@@ -116,9 +116,9 @@ def test_interrupted_and_resumed_run_equals_a_straight_run(tiny_dataset, tmp_pat
     assert (a / "samples" / "step-00000020.png").is_file()
     pipe = HistoSynthPipeline.from_pretrained(a / "model")
     assert pipe.denoiser.config.conditioning == "map+crops-tokens"
-    assert train(cfg, tiny_dataset, a, show_progress=False).finished
-    longer = train(_cfg("run.steps=22", "run.checkpoint_every=10"), tiny_dataset, a, show_progress=False)
-    assert longer.finished and longer.step == 22
+    assert run(tiny_dataset, a, cfg, show_progress=False).summary.finished
+    longer = run(tiny_dataset, a, _cfg("run.steps=22", "run.checkpoint_every=10"), show_progress=False)
+    assert longer.summary.finished and longer.summary.step == 22
 
 
 def test_cli_train_and_user_errors(tiny_dataset, tmp_path):
@@ -157,8 +157,8 @@ def test_curriculum_and_accumulation_run(tmp_path, make_dataset):
     ds = make_dataset(tmp_path / "ds", n=6, seed=3)
     (ds / "hierarchy.json").write_text(json.dumps({"levels": {"2": [0, 1, 1]}}))
     cfg = _cfg("run.steps=4", "data.curriculum=[[2, 2], [3, 0]]", "optim.grad_accum=2", "run.log_every=1")
-    res = train(cfg, ds, tmp_path / "run", show_progress=False)
-    assert res.finished
+    res = run(ds, tmp_path / "run", cfg, show_progress=False)
+    assert res.summary.finished
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["num_classes"] == 5  # 3 fine ids + 2 coarse ones for the first stage
     pipe = HistoSynthPipeline.from_pretrained(tmp_path / "run" / "model")

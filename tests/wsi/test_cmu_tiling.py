@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from histosynth.wsi import open_slide
-from histosynth.wsi.tile_stage import find_slides, run_tile_stage
+from histosynth.wsi.tile_stage import run
 from histosynth.wsi.tiling import TileConfig, load_tissue_mask
 from histosynth.wsi.tissue import tissue_mask
 
@@ -21,8 +21,9 @@ def _pixel_tissue(patch: np.ndarray, factor: int, threshold: float) -> float:
 @pytest.mark.parametrize("mpp", [0.5, 1.0])
 def test_cmu_patches_match_qc_mask(cmu_slide, tmp_path, mpp):
     cfg = TileConfig(mpp=mpp, size=128, min_tissue=0.5)
-    summary, manifest = run_tile_stage(find_slides([cmu_slide]), tmp_path, cfg, show_progress=False)
-    assert summary.ok
+    result = run([cmu_slide], tmp_path, cfg, show_progress=False)
+    manifest = result.manifest
+    assert result.ok
     tiles = pd.read_parquet(tmp_path / "tiles.parquet")
     info = manifest["slides"]["cmu_small_region"]
     qc = np.asarray(Image.open(tmp_path / "qc" / "cmu_small_region.png"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from histosynth.cli.options import config_options
+from histosynth.cli.options import config_options, echo_failures
 
 
 def _levels(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[int] | None:
@@ -51,45 +51,19 @@ def command(embeddings: str, out: str, model: str | None, annotations: str | Non
     --annotations when given).
     """
     from histosynth.cli.options import resolve
-    from histosynth.cluster.stage import ClusterConfig, run_cluster
+    from histosynth.cluster.stage import ClusterConfig, annotation_truth, run
 
     if no_report:
         values["report"] = {"enabled": False}
     cfg = resolve(ClusterConfig, preset, config_file, overrides, **values)
     if (annotations is None) != (classes is None):
         raise click.UsageError("--annotations and --classes go together")
-    truth = _truth(embeddings, annotations, classes) if annotations else None
-    manifest = run_cluster(embeddings, out, cfg, model=model, truth=truth, overwrite=overwrite)
+    truth = annotation_truth(embeddings, annotations, classes) if annotations else None
+    result = run(embeddings, out, cfg, model=model, truth=truth, overwrite=overwrite)
+    manifest = result.manifest
     c = manifest["counts"]
     click.echo(f"{out}: {c['vectors']} sub-tiles of {c['slides']} slides clustered at k = {manifest['levels']} "
                f"({c['tissue_vectors']} tissue), {c['failed']} failed")  # fmt: skip
     if "report" in manifest:
         click.echo(f"report: {out}/{manifest['report']['path']}")
-    for slide, reason in manifest.get("failures", {}).items():
-        click.echo(f"  failed: {slide}: {reason}", err=True)
-
-
-def _truth(embeddings: str, folder: str, classes: str) -> dict:
-    """Label sources of the slides that have an annotation file in ``folder``."""
-    from histosynth.embed.store import EmbeddingStore
-    from histosynth.embed.subtiles import default_opener
-    from histosynth.wsi.label_sources import find_annotation, load_label_source
-    from histosynth.wsi.schemes import load_scheme
-
-    scheme = load_scheme(classes)
-    store = EmbeddingStore(embeddings)
-    out = {}
-    for slide in store.slides:
-        path = find_annotation(folder, slide)
-        if path is None:
-            continue
-        first = store.slide_index(slide).iloc[0]
-        reader = default_opener(str(first.slide_path), float(first.slide_mpp))
-        try:
-            size = reader.dimensions
-        finally:
-            reader.close()
-        out[slide] = load_label_source(path, scheme, size)
-    if not out:
-        raise click.UsageError(f"{folder}: no annotation file matches any slide of {embeddings}")
-    return out
+    echo_failures(result.summary)

@@ -7,78 +7,6 @@ import click
 from histosynth.cli.options import config_options, data_stage_options, preset_choices
 
 
-def _annotation_sources(tiles_dir: str, annotations: str, classes: str):
-    """Lazy per-slide label sources from an annotation folder, and an identity for them."""
-    import functools
-    import hashlib
-    from pathlib import Path
-
-    from histosynth.artifacts import file_sha256, read_manifest
-    from histosynth.wsi.label_sources import find_annotation, load_label_source
-    from histosynth.wsi.schemes import load_scheme
-
-    scheme = load_scheme(classes)
-    slides = read_manifest(tiles_dir, "tiles").get("slides", {})
-    sources, listing = {}, []
-    for slide, info in slides.items():
-        path = find_annotation(annotations, slide)
-        if path is None:
-            continue
-        sources[slide] = functools.partial(load_label_source, path, scheme, (info["width"], info["height"]))
-        listing.append(f"{slide}\t{path.name}\t{file_sha256(path)}")  # content, not location or mtime
-    ident = hashlib.sha256("\n".join([*listing, repr(scheme.aliases)]).encode()).hexdigest()[:16]
-    if not sources:
-        from histosynth.config import ConfigError
-
-        raise ConfigError(
-            f"{Path(annotations)}: no annotation file matches any slide of {tiles_dir} "
-            f"(expected <slide>.xml, .geojson, .json, .tif or .png)"
-        )
-    return scheme, sources, f"annotations-{ident}"
-
-
-def _pseudo_sources(cluster_dir: str, k: int | None):
-    from histosynth.config import ConfigError
-
-    try:
-        from histosynth.cluster.pseudo_maps import pseudo_map_sources
-    except ImportError:
-        raise ConfigError(
-            "--pseudo-maps needs the cluster stage (histosynth.cluster), not in this build"
-        ) from None
-    classes, sources = pseudo_map_sources(cluster_dir, k=k)
-    try:
-        from histosynth.artifacts import read_manifest
-
-        ident = read_manifest(cluster_dir)["id"]
-    except Exception:  # a cluster folder without a manifest still works; name it by path
-        ident = f"clusters-{cluster_dir}"
-    return classes, sources, f"{ident}-k{k}"
-
-
-def _pseudo_hierarchy(cluster_dir: str, k: int | None) -> dict:
-    """``{"hierarchy.json": ...}`` for the dataset folder (empty without a cluster model)."""
-    from histosynth.cluster.pseudo_maps import pseudo_map_hierarchy
-
-    hierarchy = pseudo_map_hierarchy(cluster_dir, k)
-    return {"hierarchy.json": hierarchy} if hierarchy is not None else {}
-
-
-def _derived_sources(tiles_dir: str):
-    """Per-slide stain-derived label sources (computed inside each slide's work item)."""
-    import functools
-
-    from histosynth.artifacts import read_manifest
-    from histosynth.data.derived_labels import DERIVED_CLASSES, stain_label_source
-
-    slides = read_manifest(tiles_dir, "tiles").get("slides", {})
-    sources = {
-        s: functools.partial(stain_label_source, info["path"], info["slide_mpp"])
-        for s, info in slides.items()
-    }
-    return DERIVED_CLASSES, sources, "derived-stain-v1"
-
-
 @click.command("dataset")
 @click.argument("tiles", type=click.Path(exists=True, file_okay=False))
 @click.option(
@@ -133,7 +61,7 @@ def command(
     preset=None,
     config_file=None,
     overrides=(),
-    **run,
+    **executor_args,
 ) -> None:
     """Build a patch dataset (images/, maps/, index.parquet) from the tiles in TILES.
 
@@ -146,7 +74,7 @@ def command(
 
     from histosynth.cli.options import make_stage_executor, resolve
     from histosynth.config import ConfigError
-    from histosynth.data.build import DatasetConfig, build_dataset
+    from histosynth.data.build import DatasetConfig, run
 
     if sum(x is not None for x in (annotations, pseudo_maps, derived)) != 1:
         raise ConfigError(
@@ -166,7 +94,7 @@ def command(
         ).items()
         if v is not None
     }
-    config = resolve(
+    cfg = resolve(
         DatasetConfig,
         preset,
         config_file,
@@ -175,41 +103,29 @@ def command(
         sampling=sampling or None,
         fill=fill if fill not in (None, "none") else None,
     )
-    extra: dict = {}
     if annotations is not None:
-        scheme, sources, labels_id = _annotation_sources(tiles, annotations, classes)
-        class_map = scheme.classes
-        if fill is None and config.fill is None and scheme.fill is not None:
-            config = dataclasses.replace(config, fill=scheme.fill)
+        from histosynth.wsi.label_sources import annotation_labels
+
+        labels = annotation_labels(tiles, annotations, classes)
     elif derived is not None:
-        class_map, sources, labels_id = _derived_sources(tiles)
+        from histosynth.data.derived_labels import stain_labels
+
+        labels = stain_labels(tiles)
     else:
-        class_map, sources, labels_id = _pseudo_sources(pseudo_maps, k)
-        extra = _pseudo_hierarchy(pseudo_maps, k)
-    if fill == "none":
-        config = dataclasses.replace(config, fill=None)
+        from histosynth.cluster.pseudo_maps import pseudo_labels
+
+        labels = pseudo_labels(pseudo_maps, k)
+    if fill == "none":  # no fill class, not even the label scheme's
+        cfg, labels = dataclasses.replace(cfg, fill=None), dataclasses.replace(labels, fill=None)
     splits = None
     if split_file is not None:
         from histosynth.data.splits import read_split_file
 
         splits = read_split_file(split_file)
-    runner = make_stage_executor(**run)
-    try:
-        summary, manifest = build_dataset(
-            tiles,
-            out,
-            sources,
-            class_map,
-            config,
-            labels_id=labels_id,
-            splits=splits,
-            overwrite=overwrite,
-            executor=runner,
-            extra_json=extra,
-        )
-    finally:
-        runner.close()
-    click.echo(summary.describe("slides"))
+    with make_stage_executor(**executor_args) as executor:
+        result = run(tiles, out, cfg, labels=labels, splits=splits, executor=executor, overwrite=overwrite)
+    manifest = result.manifest
+    click.echo(result.summary.describe("slides"))
     counts = manifest["counts"]
     per_split = ", ".join(f"{s}: {counts.get('split_' + s, 0)}" for s in ("train", "val", "test"))
     click.echo(f"{counts['patches']} patches in {out} ({per_split})")
@@ -217,5 +133,5 @@ def command(
         click.echo(
             f"{len(manifest['unlabelled'])} slides without labels skipped: {', '.join(manifest['unlabelled'])}"
         )
-    if not summary.ok:
+    if not result.ok:
         raise SystemExit(1)

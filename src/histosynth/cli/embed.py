@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from histosynth.cli.options import config_options, executor_options
+from histosynth.cli.options import config_options, echo_failures, executor_options
 
 
 def _list_encoders(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -57,7 +57,7 @@ def command(tiles: str | None, out: str | None, weights_registry: str | None, ov
     (one GPU each with --device cuda).
     """
     from histosynth.cli.options import make_stage_executor, resolve
-    from histosynth.embed.stage import EmbedConfig, run_embed
+    from histosynth.embed.stage import EmbedConfig, run
 
     if tiles is None or out is None:
         raise click.UsageError("TILES and --out are required (or use --list-encoders)")
@@ -65,18 +65,13 @@ def command(tiles: str | None, out: str | None, weights_registry: str | None, ov
         values["fit_ssl"] = True
         values["encoder"] = values.get("encoder") or "ssl-tiny"
     cfg = resolve(EmbedConfig, preset, config_file, overrides, **values)
-    runner = make_stage_executor(executor, ray_address, executor_workers, models=True, device=cfg.device)
-    try:
-        manifest = run_embed(
-            tiles, out, cfg, registry_file=weights_registry, overwrite=overwrite, executor=runner
-        )
-    finally:
-        runner.close()
-    c = manifest["counts"]
-    enc = manifest["encoder"]
+    with make_stage_executor(
+        executor, ray_address, executor_workers, models=True, device=cfg.device
+    ) as runner:
+        result = run(tiles, out, cfg, registry_file=weights_registry, executor=runner, overwrite=overwrite)
+    c, enc = result.manifest["counts"], result.manifest["encoder"]
     click.echo(f"{out}: {c['vectors']} sub-tile vectors from {c['slides']} slides "
                f"({enc['name']}, {enc['identity']}), {c['failed']} failed")  # fmt: skip
-    for slide, reason in manifest.get("failures", {}).items():
-        click.echo(f"  failed: {slide}: {reason}", err=True)
+    echo_failures(result.summary)
     if c["slides"] == 0:
         raise SystemExit(1)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from histosynth.cli.options import config_options
+from histosynth.cli.options import config_options, preset_choices
 
-_PRESETS = ["cpu", "gpu", "quick"]  # histosynth.evaluate.config registers these (checked in tests)
+_PRESETS = preset_choices("histosynth.evaluate.config", "EvaluateConfig")
 
 
 def _variants(values: tuple[str, ...]) -> dict[str, str]:
@@ -74,12 +74,12 @@ def command(real, synthetic, out, detectors, weights, overwrite, preset, config_
     """
     from histosynth.cli.options import resolve
     from histosynth.evaluate.config import EvaluateConfig
-    from histosynth.evaluate.suite import METRICS_FILE, evaluate
+    from histosynth.evaluate.suite import METRICS_FILE, read_metrics, run
 
     cfg = resolve(EvaluateConfig, preset, config_file, overrides,
                   detectors=list(detectors) or None, detector_weights=list(weights) or None)  # fmt: skip
-    result = evaluate(real, _variants(synthetic), cfg, out, overwrite=overwrite)
-    click.echo(_summary(result))
+    result = run(_variants(synthetic), out, cfg, real=real, overwrite=overwrite)
+    click.echo(_summary(read_metrics(result.folder)))
     click.echo(f"wrote {out}/{METRICS_FILE}")
 
 

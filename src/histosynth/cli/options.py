@@ -79,7 +79,7 @@ def make_stage_executor(
 ):
     """The executor the ``executor_options`` ask for (one GPU per Ray worker on a CUDA device).
 
-    Takes the options by their names, so a command can pass them on as ``**run``.
+    Takes the options by their names, so a command can pass them on as ``**executor_args``.
     """
     from histosynth.config import ConfigError
     from histosynth.distributed.executors import make_executor
@@ -90,6 +90,12 @@ def make_stage_executor(
         raise ConfigError(f"the worker count must be at least 1, got {executor_workers}")
     gpus = 1 if executor == "ray" and device.startswith("cuda") else 0
     return make_executor(executor, executor_workers, ray_address, models=models, gpus_per_worker=gpus)
+
+
+def echo_failures(summary: Any) -> None:
+    """One line on standard error per failed item of a stage's summary."""
+    for rec in summary.failed:
+        click.echo(f"  failed: {rec.key}: {rec.error}", err=True)
 
 
 def classes_option(fn: F) -> F:

@@ -31,7 +31,7 @@ def command(evaluation: str, out: str | None, train_stats: tuple[str, ...], samp
     synthetic | nearest real), metric tables with the variants side by side, plots (FD per
     detector and variant, precision/recall, TSTR IoU, training loss) and the flagged images.
     Images are inlined, so the page is one file that opens offline."""
-    from histosynth.report.page import build_report
+    from histosynth.report.page import ReportConfig, run
 
     stats = {}
     for item in train_stats:
@@ -39,5 +39,5 @@ def command(evaluation: str, out: str | None, train_stats: tuple[str, ...], samp
         if not sep:
             raise click.BadParameter(f"expected NAME=FILE, got {item!r}", param_hint="--train-stats")
         stats[name] = path
-    path = build_report(evaluation, out, stats, samples, max_listed)
-    click.echo(f"wrote {path}")
+    result = run(evaluation, out, ReportConfig(samples, max_listed), train_stats=stats)
+    click.echo(f"wrote {result.folder}")

@@ -47,7 +47,7 @@ def command(checkpoint, out, crop_bank, bank_from, maps_from, maps_png, classes_
     """
     from pathlib import Path
 
-    from histosynth.sample.stage import SampleConfig, sample_dataset
+    from histosynth.sample.stage import SampleConfig, run
 
     maps = "dataset" if maps_from else "png" if maps_png else "procedural" if procedural else None
     cfg = resolve(
@@ -56,36 +56,32 @@ def command(checkpoint, out, crop_bank, bank_from, maps_from, maps_png, classes_
         maps_dir=maps_from or maps_png, classes_file=classes_file, procedural_kind=procedural,
     )  # fmt: skip
     if bank_from:
-        from histosynth.sample.crop_bank import build_crop_bank
+        from histosynth.sample import crop_bank as bank_stage
 
         crop_bank = crop_bank or str(Path(out).with_name(Path(out).name + "-crops"))
-        build_crop_bank(bank_from, crop_bank)
+        bank_stage.run(bank_from, crop_bank)
         click.echo(f"crop bank: {crop_bank}")
     if size:
-        from histosynth.sample.large import LargeConfig, synthesize_large
+        from histosynth.sample import large
 
         try:
             w, h = (int(v) for v in size.lower().split("x"))
         except ValueError:
             raise click.BadParameter(f"expected WIDTHxHEIGHT, got {size!r}", param_hint="--size") from None
-        result = synthesize_large(
-            checkpoint, out, LargeConfig.from_sample(cfg, (w, h)), crop_bank, device, overwrite
-        )
+        large_cfg = large.LargeConfig.from_sample(cfg, (w, h))
+        made = large.run(checkpoint, out, large_cfg, crop_bank=crop_bank, device=device, overwrite=overwrite)
+        facts = made.manifest["result"]
         click.echo(
-            f"wrote {result['image']} (seam score {result['seam_score']:.3f}), labels and GeoJSON in {out}"
+            f"wrote {facts['image']} (seam score {facts['seam_score']:.3f}), labels and GeoJSON in {out}"
         )
         return
     if cfg.maps == "dataset" and not cfg.maps_dir:
         raise click.UsageError("give a map source: --maps-from DATASET, --maps-png DIR or --procedural KIND")
-    runner = make_stage_executor(executor, ray_address, executor_workers, models=True, device=device)
-    try:
-        folder, summary = sample_dataset(checkpoint, out, cfg, crop_bank, device, overwrite, executor=runner)
-    finally:
-        runner.close()
-    if summary is None:
-        click.echo(f"{folder} is already complete")
-        return
-    click.echo(summary.describe("batches"))
-    if not summary.ok:
+    with make_stage_executor(executor, ray_address, executor_workers, models=True, device=device) as runner:
+        result = run(
+            checkpoint, out, cfg, crop_bank=crop_bank, device=device, executor=runner, overwrite=overwrite
+        )
+    click.echo(result.summary.describe("batches"))
+    if not result.ok:
         raise SystemExit(1)
-    click.echo(f"wrote {cfg.n} synthetic images with their maps to {folder}")
+    click.echo(f"wrote {cfg.n} synthetic images with their maps to {result.folder}")

@@ -46,7 +46,7 @@ def command(
     preset=None,
     config_file=None,
     overrides=(),
-    **run,
+    **executor_args,
 ) -> None:
     """Tile SLIDES (files or folders) into OUT/tiles.parquet with QC pictures in OUT/qc/.
 
@@ -56,7 +56,7 @@ def command(
     skipped; the command then exits with status 1.
     """
     from histosynth.cli.options import make_stage_executor, resolve
-    from histosynth.wsi.tile_stage import find_slides, run_tile_stage
+    from histosynth.wsi.tile_stage import run
     from histosynth.wsi.tiling import TileConfig
 
     values = dict(
@@ -69,21 +69,12 @@ def command(
         seed=seed,
         split={"file": split_file} if split_file else None,
     )
-    config = resolve(TileConfig, preset, config_file, overrides, **values)
-    scheme = None
-    if classes is not None:
-        from histosynth.wsi.schemes import load_scheme
-
-        scheme = load_scheme(classes)
-    found = find_slides(slides)
-    runner = make_stage_executor(**run)
-    try:
-        summary, manifest = run_tile_stage(
-            found, out, config, annotations, scheme, overwrite=overwrite, executor=runner
-        )
-    finally:
-        runner.close()
-    click.echo(summary.describe("slides"))
-    click.echo(f"{manifest['counts']['tiles']} tiles from {manifest['counts']['done']} slides in {out}")
-    if not summary.ok:
+    cfg = resolve(TileConfig, preset, config_file, overrides, **values)
+    with make_stage_executor(**executor_args) as executor:
+        result = run(slides, out, cfg, annotations=annotations, classes=classes, executor=executor,
+                     overwrite=overwrite)  # fmt: skip
+    counts = result.manifest["counts"]
+    click.echo(result.summary.describe("slides"))
+    click.echo(f"{counts['tiles']} tiles from {counts['done']} slides in {out}")
+    if not result.ok:
         raise SystemExit(1)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
-from histosynth.cli.options import config_options
+from histosynth.cli.options import config_options, preset_choices
+from histosynth.diffusion.backbones import BACKBONES as _BACKBONES
+from histosynth.diffusion.conditioning import CONDITIONINGS as _CONDITIONINGS
 
-# Kept in step with histosynth.train.config / diffusion.backbones (a test checks it) so that
-# `histosynth --help` imports neither torch nor diffusers.
-PRESETS = ["cpu-tiny", "cpu-small", "paper", "large"]
-BACKBONES = ["test", *PRESETS]
-CONDITIONINGS = ["map", "map+crops-spatial", "map+crops-tokens"]
+# Read from the name tables, which load without torch: `histosynth --help` stays light.
+PRESETS = preset_choices("histosynth.train.config", "TrainConfig")
+BACKBONES = list(_BACKBONES)
+CONDITIONINGS = _CONDITIONINGS.names()
 
 
 @click.command("train")
@@ -53,7 +54,7 @@ def command(dataset: str, out: str, preset: str | None, config_file: str | None,
     """
     from histosynth.cli.options import resolve
     from histosynth.train.config import TrainConfig
-    from histosynth.train.loop import train
+    from histosynth.train.loop import run
 
     values = {
         "model": _given(backbone=backbone, conditioning=conditioning, codec=codec),
@@ -65,11 +66,12 @@ def command(dataset: str, out: str, preset: str | None, config_file: str | None,
     cfg = resolve(
         TrainConfig, preset or "cpu-tiny", config_file, overrides, **{k: v for k, v in values.items() if v}
     )
-    res = train(cfg, dataset, out, overwrite=overwrite)
-    if res.finished:
-        click.echo(f"done: {res.step} steps; the model is {res.folder / 'model'}")
+    result = run(dataset, out, cfg, overwrite=overwrite)
+    done = result.summary
+    if done.finished:
+        click.echo(f"done: {done.step} steps; the model is {result.folder / 'model'}")
     else:
-        click.echo(f"stopped at step {res.step} of {cfg.run.steps}; re-run the same command to continue")
+        click.echo(f"stopped at step {done.step} of {cfg.run.steps}; re-run the same command to continue")
 
 
 def _given(**values: object) -> dict[str, object]:

@@ -29,16 +29,17 @@ def command(dataset: str, out: str, preset: str | None, config_file: str | None,
     (e.g. a Stable Diffusion VAE folder) needs no training: pass its folder to --codec.
     """
     from histosynth.cli.options import resolve
-    from histosynth.train.codec import CodecTrainConfig, train_codec
+    from histosynth.train.codec import CodecTrainConfig, run
 
-    run = {k: v for k, v in dict(steps=steps, batch_size=batch_size, lr=lr, max_minutes=max_minutes,
-                                 threads=threads).items() if v is not None}  # fmt: skip
-    values = {"run": run} if run else {}
+    run_values = {k: v for k, v in dict(steps=steps, batch_size=batch_size, lr=lr, max_minutes=max_minutes,
+                                        threads=threads).items() if v is not None}  # fmt: skip
+    values = {"run": run_values} if run_values else {}
     if adv_weight is not None:
         values["loss"] = {"adv_weight": adv_weight}
     cfg = resolve(CodecTrainConfig, preset or "cpu-tiny", config_file, overrides, **values)
-    folder, step, finished = train_codec(cfg, dataset, out, overwrite=overwrite)
-    if finished:
-        click.echo(f"done: {step} steps; use --codec {folder}")
+    result = run(dataset, out, cfg, overwrite=overwrite)
+    done = result.summary
+    if done.finished:
+        click.echo(f"done: {done.step} steps; use --codec {result.folder}")
     else:
-        click.echo(f"stopped at step {step} of {cfg.run.steps}; re-run the same command to continue")
+        click.echo(f"stopped at step {done.step} of {cfg.run.steps}; re-run the same command to continue")

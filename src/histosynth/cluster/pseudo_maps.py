@@ -21,15 +21,22 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from histosynth.artifacts import ArtifactError, read_manifest
+from histosynth.artifacts import ArtifactError, Kind, read_manifest
 from histosynth.data.classmap import ClassMap, TissueClass, default_color
+from histosynth.wsi.labels import LabelSet
 
-__all__ = ["KIND", "PseudoMapSource", "paint_grid", "pseudo_classes", "pseudo_map_sources"]
-
-KIND = "clusters"
+__all__ = [
+    "PseudoMapSource",
+    "assignments_of",
+    "paint_grid",
+    "pseudo_classes",
+    "pseudo_labels",
+    "pseudo_map_sources",
+]
 
 
 def pseudo_classes(k: int) -> ClassMap:
@@ -85,6 +92,16 @@ def _load_grid(path: str, key: str) -> tuple[np.ndarray, float, float, float]:
     # A few slides' grids stay cached per process; the dataset stage works slide by slide.
     with np.load(path, allow_pickle=False) as z:
         return z[key], float(z["origin_x"]), float(z["origin_y"]), float(z["cell"])
+
+
+def assignments_of(grid_file: Path, slide: str, levels: tuple[int, ...]) -> Any:
+    """One slide's ids at every level, as a DataFrame (slide, row, k<K>...)."""
+    import pandas as pd
+
+    with np.load(grid_file, allow_pickle=False) as z:
+        cols = {f"k{k}": z[f"rows_k{k}"] for k in levels}
+    n = len(next(iter(cols.values())))
+    return pd.DataFrame({"slide": slide, "row": np.arange(n), **cols})
 
 
 def _weights(coords: np.ndarray, lo: int, n: int, sigma: float) -> np.ndarray:
@@ -155,13 +172,13 @@ def _nearest(grid: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
 
 
 def pseudo_map_sources(
-    cluster_dir: str | Path, k: int | None = None, smooth: float = 0.5
+    clusters: str | Path, k: int | None = None, smooth: float = 0.5
 ) -> tuple[ClassMap, dict[str, PseudoMapSource]]:
     """Class map and per-slide label sources of a finished ``histosynth cluster`` folder.
 
     Parameters
     ----------
-    cluster_dir
+    clusters
         The cluster folder.
     k
         The level to paint (one of the folder's levels; default the finest).
@@ -173,8 +190,8 @@ def pseudo_map_sources(
     classes, sources
         Ids 0 (background: no tissue or outside every tile) and 1..k; slide name → source.
     """
-    folder = Path(cluster_dir)
-    manifest = read_manifest(folder, KIND)
+    folder = Path(clusters)
+    manifest = read_manifest(folder, Kind.CLUSTERS)
     levels = [int(v) for v in manifest["levels"]]
     k = max(levels) if k is None else int(k)
     if k not in levels:
@@ -189,11 +206,21 @@ def pseudo_map_sources(
     return classes, sources
 
 
-def pseudo_map_hierarchy(cluster_dir: str | Path, k: int | None = None) -> dict | None:
+def pseudo_map_hierarchy(clusters: str | Path, k: int | None = None) -> dict | None:
     """``hierarchy.json`` of maps painted at level ``k`` (coarser parents of each id), or None
     when the folder has no ``model.npz``; the dataset stage stores it beside the maps so the
     training curriculum (coarse tissue types first) can use them."""
     from histosynth.cluster.model import ClusterModel
 
-    path = Path(cluster_dir) / "model.npz"
+    path = Path(clusters) / "model.npz"
     return ClusterModel.load(path).hierarchy(k) if path.is_file() else None
+
+
+def pseudo_labels(clusters: str | Path, k: int | None = None) -> LabelSet:
+    """The pseudo-maps of a finished ``cluster`` folder at level ``k`` (default the finest),
+    with their ``hierarchy.json``."""
+    classes, sources = pseudo_map_sources(clusters, k=k)
+    hierarchy = pseudo_map_hierarchy(clusters, k)
+    files = {"hierarchy.json": hierarchy} if hierarchy is not None else {}
+    # The id names k as it was asked for ("kNone" for the default), as it always has.
+    return LabelSet(classes, sources, f"{read_manifest(clusters)['id']}-k{k}", files=files)

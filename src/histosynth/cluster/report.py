@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from histosynth.artifacts import atomic_write_bytes, atomic_write_json, atomic_write_text
+from histosynth.artifacts import atomic_write_bytes, atomic_write_json, atomic_write_text, safe_filename
 from histosynth.cluster.model import ClusterModel
-from histosynth.cluster.pseudo_maps import PseudoMapSource, pseudo_classes
+from histosynth.cluster.pseudo_maps import PseudoMapSource, assignments_of, pseudo_classes
 from histosynth.cluster.quality import purity, silhouette, stability, truth_labels
 from histosynth.data.patch_dataset import encode_png
 
@@ -41,8 +41,6 @@ def _sample_rows(folder: Path, table: Any, k_fine: int, n: int, seed: int) -> An
 def _table(folder: Path, store: Any, model: ClusterModel, slides: list[str], grids: dict[str, str]) -> Any:
     """Index rows and ids at every level of the report's slides."""
     import pandas as pd
-
-    from histosynth.cluster.stage import assignments_of
 
     frames = [assignments_of(folder / grids[s], s, model.levels).merge(store.slide_index(s), on=["slide", "row"])
               for s in slides]  # fmt: skip
@@ -166,14 +164,10 @@ def _overlays(folder: Path, store: Any, model: ClusterModel, slides: list[str], 
             colour = src.classes.colorize(lab).astype(np.float32)
             blend = np.where((lab > 0)[..., None], 0.45 * thumb + 0.55 * colour, thumb).astype(np.uint8)
             pic = np.concatenate([thumb, np.full((th, 8, 3), 255, np.uint8), blend], axis=1)
-            rel = f"report/overlays/{_safe(slide)}_k{k}.png"
+            rel = f"report/overlays/{safe_filename(slide)}_k{k}.png"
             atomic_write_bytes(folder / rel, encode_png(pic))
             out[slide][k] = rel
     return out
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
 def write_report(folder: Path, store: Any, model: ClusterModel, cfg: Any, done: list[str], run: dict[str, Any],

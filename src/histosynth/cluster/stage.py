@@ -23,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from histosynth.artifacts import Kind, StageResult
 from histosynth.cluster.model import ClusterModel, Normalize, fit_model
-from histosynth.cluster.pseudo_maps import KIND, paint_grid
+from histosynth.cluster.pseudo_maps import paint_grid
 from histosynth.config import ConfigError, config_to_dict, register_presets
 
-__all__ = ["ClusterConfig", "ReportConfig", "run_cluster"]
+__all__ = ["ClusterConfig", "ReportConfig", "annotation_truth", "run"]
 
 
 @dataclass(frozen=True)
@@ -152,8 +153,7 @@ class _ApplySlide:
     folder: Path
 
     def __call__(self, slide: str, _: Any) -> dict[str, Any]:
-        from histosynth.artifacts import atomic_write_bytes
-        from histosynth.embed.store import safe_key
+        from histosynth.artifacts import atomic_write_bytes, safe_filename
 
         idx = self.store.slide_index(slide)
         tissue = idx["tissue"].to_numpy() >= self.cfg.min_tissue
@@ -175,12 +175,12 @@ class _ApplySlide:
         arrays.update(origin_x=np.float64(ox), origin_y=np.float64(oy), cell=np.float64(cell))
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
-        rel = f"grids/{safe_key(slide)}.npz"
+        rel = f"grids/{safe_filename(slide)}.npz"
         atomic_write_bytes(self.folder / rel, buf.getvalue())
         return {"grid": rel, "vectors": len(idx), "tissue": int(tissue.sum()), "sizes": sizes}
 
 
-def run_cluster(
+def run(
     embeddings: str | Path,
     out: str | Path,
     cfg: ClusterConfig | None = None,
@@ -190,8 +190,11 @@ def run_cluster(
     opener: Any = None,
     overwrite: bool = False,
     show_progress: bool = True,
-) -> dict[str, Any]:
-    """Fit (or apply) the cluster model and paint pseudo-maps; returns the manifest.
+) -> StageResult:
+    """Fit (or apply) the cluster model and paint pseudo-maps.
+
+    >>> result = run("embeddings", "clusters", ClusterConfig(k=6))      # doctest: +SKIP
+    >>> result.manifest["levels"], result.manifest["report"]["path"]    # doctest: +SKIP
 
     Parameters
     ----------
@@ -204,15 +207,22 @@ def run_cluster(
     model
         A ``model.npz`` from an earlier run to apply instead of fitting (same encoder required).
     truth
-        Optional slide → :class:`~histosynth.wsi.labels.LabelSource` of real annotations; the
-        report then measures purity against them.
+        Optional slide → :class:`~histosynth.wsi.labels.LabelSource` of real annotations (see
+        :func:`annotation_truth`); the report then measures purity against them.
     opener
         ``opener(slide_path, mpp) -> SlideReader`` for the report's pictures (default
         :func:`histosynth.wsi.open_slide`).
+    overwrite
+        Replace a folder that holds another artefact.
+
+    Returns
+    -------
+    StageResult
+        The folder, its manifest (levels, sizes, grids, report) and the outcome per slide.
     """
     from histosynth.artifacts import file_sha256, prepare_output, read_manifest, write_manifest
     from histosynth.embed.store import EmbeddingStore
-    from histosynth.jobs import run_items
+    from histosynth.jobs import RunSummary, run_items
 
     cfg = cfg or ClusterConfig()
     store = EmbeddingStore(embeddings)
@@ -223,10 +233,10 @@ def run_cluster(
         inputs["model"] = f"model-{file_sha256(model)[:16]}"
         cfg = _levels_of(given, cfg)
     config = config_to_dict(cfg)
-    output = prepare_output(out, KIND, config, inputs, overwrite=overwrite)
-    folder = output.folder
-    if output.complete:
-        return read_manifest(folder, KIND)
+    claim = prepare_output(out, Kind.CLUSTERS, config, inputs, overwrite=overwrite)
+    folder = claim.folder
+    if claim.complete:
+        return StageResult(folder, read_manifest(folder, Kind.CLUSTERS), RunSummary.recorded(folder))
     model_path = folder / "model.npz"
     if given is not None:
         given.save(model_path)
@@ -267,7 +277,34 @@ def run_cluster(
 
         extra["report"] = write_report(folder, store, cmodel, cfg, done, extra, truth=truth, opener=opener,
                                        show_progress=show_progress)  # fmt: skip
-    return write_manifest(folder, KIND, config, inputs, counts, **extra)
+    return StageResult(
+        folder, write_manifest(folder, Kind.CLUSTERS, config, inputs, counts, **extra), summary
+    )
+
+
+def annotation_truth(embeddings: str | Path, annotations: str | Path, classes: Any) -> dict[str, Any]:
+    """Label sources of the slides of ``embeddings`` that have an annotation file in
+    ``annotations`` (as for ``tile`` and ``dataset``), for the report's purity.
+
+    Parameters
+    ----------
+    classes
+        The annotations' label scheme, a classes.json or a preset name.
+    """
+    from histosynth.embed.store import EmbeddingStore
+    from histosynth.embed.subtiles import default_opener
+    from histosynth.wsi.label_sources import annotation_labels, find_annotation
+
+    store = EmbeddingStore(embeddings)
+    sizes = {}
+    for slide in store.slides:
+        if find_annotation(annotations, slide) is None:
+            continue
+        first = store.slide_index(slide).iloc[0]
+        with default_opener(str(first.slide_path), float(first.slide_mpp)) as reader:
+            sizes[slide] = reader.dimensions
+    labels = annotation_labels(sizes, annotations, classes)
+    return {slide: load() for slide, load in labels.sources.items()}
 
 
 def _check_compatible(model: ClusterModel, store: Any, path: Any) -> None:
@@ -291,20 +328,11 @@ def _levels_of(model: ClusterModel, cfg: ClusterConfig) -> ClusterConfig:
 
 def _write_assignments(store: Any, model: ClusterModel, done: list[str], outputs: dict, folder: Path) -> None:
     """``assignments.parquet``: slide, row, and the id at every level of every sub-tile (streamed)."""
+    from histosynth.cluster.pseudo_maps import assignments_of
     from histosynth.embed.store import merge_parquet
 
     merge_parquet((assignments_of(folder / outputs[s]["grid"], s, model.levels) for s in done),
                   folder / "assignments.parquet")  # fmt: skip
-
-
-def assignments_of(grid_file: Path, slide: str, levels: tuple[int, ...]) -> Any:
-    """One slide's ids at every level, as a DataFrame (slide, row, k<K>...)."""
-    import pandas as pd
-
-    with np.load(grid_file, allow_pickle=False) as z:
-        cols = {f"k{k}": z[f"rows_k{k}"] for k in levels}
-    n = len(next(iter(cols.values())))
-    return pd.DataFrame({"slide": slide, "row": np.arange(n), **cols})
 
 
 def _write_hierarchy(model: ClusterModel, folder: Path) -> None:

@@ -17,6 +17,7 @@ slide's saturation threshold), so map borders follow the tissue at full resoluti
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import pickle
@@ -27,18 +28,27 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from histosynth.artifacts import atomic_write_bytes, atomic_write_json, prepare_output
+from histosynth.artifacts import (
+    Kind,
+    StageResult,
+    atomic_write_bytes,
+    atomic_write_json,
+    prepare_output,
+    safe_filename,
+)
 from histosynth.config import ConfigError, config_to_dict, register_presets
 from histosynth.data.classmap import ClassMap
 from histosynth.data.composition import SamplingConfig, composition, select_patches
 from histosynth.data.patch_dataset import PatchDatasetWriter
+from histosynth.distributed.cache import per_worker
 from histosynth.jobs import RunSummary, run_items
 from histosynth.seeding import numpy_rng
 
 if TYPE_CHECKING:
     from histosynth.distributed.executors import Executor
+    from histosynth.wsi.labels import LabelSet
 
-__all__ = ["DatasetConfig", "build_dataset"]
+__all__ = ["DatasetConfig", "run"]
 
 SourceLike = Any  # a LabelSource, or a zero-argument callable returning one (loaded per slide)
 
@@ -80,13 +90,6 @@ register_presets(
 )
 
 
-def _safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
-
-
-_SOURCE_CACHE: dict[str, Any] = {}
-
-
 def _source(key: str, source: SourceLike) -> Any:
     """Resolve a lazy source once per process (extraction chunks of a slide share it).
 
@@ -95,10 +98,7 @@ def _source(key: str, source: SourceLike) -> Any:
     """
     if hasattr(source, "label_region"):
         return source
-    if key not in _SOURCE_CACHE:
-        _SOURCE_CACHE.clear()  # one slide at a time per worker: keep memory flat
-        _SOURCE_CACHE[key] = source()
-    return _SOURCE_CACHE[key]
+    return per_worker(("label-source", key), source)
 
 
 def _parquet(path: Path, rows: Mapping[str, Any]) -> None:
@@ -117,32 +117,32 @@ def _plan_slide(
     *,
     folder: str,
     config_id: str,
-    tiles_dir: str,
+    tiles: str,
     source: SourceLike,
-    n_classes: int,
+    num_classes: int,
     fill_id: int | None,
-    config: DatasetConfig,
+    cfg: DatasetConfig,
     colors: np.ndarray,
 ) -> dict[str, Any]:
     from histosynth.wsi.qc import qc_picture
     from histosynth.wsi.tiling import load_tissue_mask, save_png
 
     src = _source(f"{folder}:{config_id}:{slide}", source)
-    tissue = load_tissue_mask(tiles_dir, slide, item["info"])
+    tissue = load_tissue_mask(tiles, slide, item["info"])
     x0, y0 = np.asarray(item["x0"]), np.asarray(item["y0"])
     size0, size = float(item["size0"]), int(item["size"])
-    counts = np.zeros((len(x0), n_classes), np.int64)
+    counts = np.zeros((len(x0), num_classes), np.int64)
     for i in range(len(x0)):
         label = src.label_region(int(x0[i]), int(y0[i]), size0, size)
         if fill_id is not None:
             label[(label == 0) & tissue.region(int(x0[i]), int(y0[i]), size0, size)] = fill_id
-        counts[i] = np.bincount(label.ravel(), minlength=n_classes)[:n_classes]
+        counts[i] = np.bincount(label.ravel(), minlength=num_classes)[:num_classes]
     sel = select_patches(
-        counts, np.asarray(item["tissue"]), config.sampling, numpy_rng(config.seed, "select", slide)
+        counts, np.asarray(item["tissue"]), cfg.sampling, numpy_rng(cfg.seed, "select", slide)
     )
     k = sel.index
     _parquet(
-        Path(folder) / "_plan" / f"{_safe(slide)}.parquet",
+        Path(folder) / "_plan" / f"{safe_filename(slide)}.parquet",
         {
             "x0": x0[k],
             "y0": y0[k],
@@ -154,7 +154,9 @@ def _plan_slide(
     )
     comp = composition(counts[k])
     dominant = colors[comp[:, 1:].argmax(1) + 1] if len(k) else np.zeros((0, 3), np.uint8)
-    save_png(Path(folder) / "qc" / f"{_safe(slide)}.png", qc_picture(tissue, x0[k], y0[k], size0, dominant))
+    save_png(
+        Path(folder) / "qc" / f"{safe_filename(slide)}.png", qc_picture(tissue, x0[k], y0[k], size0, dominant)
+    )
     het = int((~sel.homogeneous).sum())
     return {"candidates": len(x0), "kept": len(k), "heterogeneous": het, "homogeneous": len(k) - het}
 
@@ -179,7 +181,7 @@ def _extract_chunk(
     slide = item["slide"]
     src = _source(f"{folder}:{config_id}:{slide}", source)
     writer = PatchDatasetWriter(folder, classes)
-    n = max(classes.ids) + 1
+    n = classes.num_classes
     size0, size, mpp = float(item["size0"]), int(item["size"]), float(item["mpp"])
     pending: list[tuple[Future, dict[str, Any]]] = []
     # PNG encoding and the fsync of each atomic write release the GIL: two writer threads
@@ -216,7 +218,7 @@ def _extract_chunk(
                 bin=bin_,
             )
             pending.append(
-                (pool.submit(writer.write_patch, _safe(f"{slide}_{x0}_{y0}"), image, label), extra)
+                (pool.submit(writer.write_patch, safe_filename(f"{slide}_{x0}_{y0}"), image, label), extra)
             )
             if sum(not f.done() for f, _ in pending) > 4:
                 pending[-5][0].result()
@@ -225,86 +227,72 @@ def _extract_chunk(
 
 
 # ---------------------------------------------------------------------------------- stage
-def build_dataset(
-    tiles_dir: str | Path,
-    out_dir: str | Path,
-    sources: Mapping[str, SourceLike],
-    classes: ClassMap,
-    config: DatasetConfig = DatasetConfig(),
+def run(
+    tiles: str | Path,
+    out: str | Path,
+    cfg: DatasetConfig | None = None,
     *,
-    labels_id: str = "labels",
-    workers: int = 1,
+    labels: LabelSet,
     splits: Mapping[str, str] | None = None,
+    executor: Executor | None = None,
     overwrite: bool = False,
     show_progress: bool = True,
-    executor: Executor | None = None,
-    extra_json: Mapping[str, Any] | None = None,
-) -> tuple[RunSummary, dict[str, Any]]:
-    """Build a patch dataset from a finished ``tile`` run and per-slide label sources.
+) -> StageResult:
+    """Build a patch dataset from a finished ``tile`` run and a set of per-slide labels.
+
+    >>> from histosynth.data.derived_labels import stain_labels
+    >>> result = run("tiles", "dataset", labels=stain_labels("tiles"))    # doctest: +SKIP
 
     Parameters
     ----------
-    tiles_dir
+    tiles
         Output of ``histosynth tile``.
-    out_dir
+    out
         The dataset folder (resumed when it holds the same build).
-    sources
-        Slide name → :class:`~histosynth.wsi.labels.LabelSource`, or a zero-argument callable
-        returning one (called inside the slide's work item, so a malformed annotation fails
-        that slide only). Slides of the tiles table without a source are skipped and listed in
-        the manifest under ``unlabelled``.
-    classes
-        The class map of every source.
-    config
-        Sampling rule, fill class, seed.
-    labels_id
-        An identity of the labels (annotation folder, cluster artefact id) for the manifest.
-    workers
-        Worker processes (slides in the plan pass, chunks in the extract pass).
+    cfg
+        Sampling rule, fill class, seed (default :class:`DatasetConfig`); without a fill class
+        of its own, the label set's applies.
+    labels
+        The label sources (:class:`~histosynth.wsi.labels.LabelSet`: annotations, stain-derived
+        maps or pseudo-maps). Slides of the tiles table without a source are skipped and listed
+        in the manifest under ``unlabelled``.
     splits
         Slide → split overriding the tiles table's.
+    executor
+        Where the items of both passes run (:mod:`histosynth.distributed.executors`; default:
+        here). Every item writes its own files and shard, merged in item order, so the dataset
+        is the same whichever executor ran it.
     overwrite
         Replace a folder that holds another artefact.
-    extra_json
-        File name → JSON object written into the dataset before its manifest (e.g. the
-        ``hierarchy.json`` of pseudo-maps).
-    executor
-        Where the items of both passes run (:mod:`histosynth.distributed.executors`);
-        overrides ``workers``. Every item writes its own files and shard, merged in item
-        order, so the dataset is the same whichever executor ran it.
 
     Returns
     -------
-    summary, manifest
-        The outcome per slide (failures carry the reason) and the manifest written.
+    StageResult
+        The folder, its manifest and the outcome per slide (failures carry the reason).
     """
     from histosynth.wsi.tile_stage import read_tiles
 
-    tiles, tiles_manifest = read_tiles(tiles_dir)
+    cfg = cfg or DatasetConfig()
+    if cfg.fill is None and labels.fill is not None:
+        cfg = dataclasses.replace(cfg, fill=labels.fill)
+    classes, sources = labels.classes, labels.sources
+    table, tiles_manifest = read_tiles(tiles)
     info = tiles_manifest.get("slides", {})
-    fill_id = (
-        None if config.fill is None else classes.id_of(config.fill, where=f"{classes.source}: fill class")
-    )
-    cfg = {**config_to_dict(config), "classes": classes.to_json()}
-    groups = {s: g for s, g in tiles.groupby("slide", sort=False)}
+    fill_id = None if cfg.fill is None else classes.id_of(cfg.fill, where=f"{classes.source}: fill class")
+    config = {**config_to_dict(cfg), "classes": classes.to_json()}
+    groups = {s: g for s, g in table.groupby("slide", sort=False)}
     slides = [s for s in groups if s in sources]
     unlabelled = [s for s in groups if s not in sources]
     if splits is not None:
         missing = [s for s in slides if s not in splits]
         if missing:
             raise ConfigError(f"split file: no split given for slide {missing[0]!r} ({len(missing)} missing)")
-        cfg["splits"] = {s: splits[s] for s in slides}
-    out = prepare_output(
-        out_dir,
-        "patch-dataset",
-        cfg,
-        {"tiles": tiles_manifest["id"], "labels": labels_id},
-        overwrite=overwrite,
-    )
-    folder = str(out.folder)
-    if (workers > 1 or executor is not None) and not _picklable(sources):
-        # label sources that cannot cross processes are used in this process
-        workers, executor = 1, None
+        config["splits"] = {s: splits[s] for s in slides}
+    inputs = {"tiles": tiles_manifest["id"], "labels": labels.id}
+    claim = prepare_output(out, Kind.PATCH_DATASET, config, inputs, overwrite=overwrite)
+    folder = str(claim.folder)
+    if executor is not None and not _picklable(sources):
+        executor = None  # label sources that cannot cross processes are used in this process
     lut = np.zeros((256, 3), np.uint8)
     for c in classes.classes:
         lut[c.id] = c.color
@@ -312,20 +300,19 @@ def build_dataset(
     plan_items = [(s, _plan_item(groups[s], info[s])) for s in slides]
     plan_kw = dict(
         folder=folder,
-        config_id=out.id,
-        tiles_dir=str(tiles_dir),
-        n_classes=max(classes.ids) + 1,
+        config_id=claim.id,
+        tiles=str(tiles),
+        num_classes=classes.num_classes,
         fill_id=fill_id,
-        config=config,
+        cfg=cfg,
         colors=lut,
     )
     work = functools.partial(_plan_in_worker, sources=sources, kwargs=plan_kw)
     plan = run_items(
         plan_items,
         work,
-        out.folder / "_plan_journal.jsonl",
+        claim.folder / "_plan_journal.jsonl",
         desc="plan",
-        workers=workers,
         executor=executor,
         show_progress=show_progress,
     )
@@ -337,35 +324,36 @@ def build_dataset(
         groups,
         info,
         split_of,
-        config.chunk,
+        cfg.chunk,
         reader,
         splits is not None,
     )
     max_b = float(tiles_manifest["config"].get("tissue", {}).get("max_brightness", 245.0))
-    extract_kw = dict(folder=folder, config_id=out.id, classes=classes, fill_id=fill_id, max_brightness=max_b)
+    extract_kw = dict(
+        folder=folder, config_id=claim.id, classes=classes, fill_id=fill_id, max_brightness=max_b
+    )
     work = functools.partial(_extract_in_worker, sources=sources, kwargs=extract_kw)
     extract = run_items(
         chunks,
         work,
-        out.folder,
+        claim.folder,
         desc="extract",
-        workers=workers,
         executor=executor,
         show_progress=show_progress,
     )
     summary = _merge(plan, extract)
-    writer = PatchDatasetWriter(out.folder, classes)
-    for name, obj in (extra_json or {}).items():
-        atomic_write_json(out.folder / name, obj)
+    writer = PatchDatasetWriter(claim.folder, classes)
+    for name, obj in labels.files.items():
+        atomic_write_json(claim.folder / name, obj)
     manifest = writer.finalize(
         [k for k, _ in chunks if k in extract.outputs()],
-        cfg,
-        {"tiles": tiles_manifest["id"], "labels": labels_id},
+        config,
+        inputs,
         slides={s: planned[s] for s in slides if s in planned and s not in {r.key for r in summary.failed}},
         failed=[{"slide": r.key, "reason": r.error} for r in summary.failed],
         unlabelled=unlabelled,
     )
-    return summary, manifest
+    return StageResult(claim.folder, manifest, summary)
 
 
 def _plan_in_worker(
@@ -416,7 +404,7 @@ def _chunks(
 
     out = []
     for s in slides:
-        plan = pq.read_table(Path(folder) / "_plan" / f"{_safe(s)}.parquet").to_pydict()
+        plan = pq.read_table(Path(folder) / "_plan" / f"{safe_filename(s)}.parquet").to_pydict()
         g = groups[s]
         mpp = float(g["mpp"].iloc[0])
         base = {
@@ -442,7 +430,7 @@ def _chunks(
 
 def _merge(plan: RunSummary, extract: RunSummary) -> RunSummary:
     """Per-slide outcome: a slide failed when its plan or any of its chunks failed."""
-    from histosynth.jobs import ItemRecord
+    from histosynth.distributed.executors import ItemRecord
 
     merged = RunSummary(done=list(plan.done), skipped=list(plan.skipped), failed=list(plan.failed))
     seen = {r.key for r in merged.failed}

@@ -107,6 +107,15 @@ class ClassMap:
     def names(self) -> list[str]:
         return [c.name for c in self.classes]
 
+    @property
+    def num_classes(self) -> int:
+        """How many class ids a label array or a model spans: the largest id + 1 (ids may have gaps).
+
+        >>> ClassMap.from_names(["background", "tumour"]).num_classes
+        2
+        """
+        return max(self.ids) + 1
+
     def __len__(self) -> int:
         return len(self.classes)
 

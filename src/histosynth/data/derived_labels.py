@@ -16,13 +16,16 @@ upsampling, so patch maps at any mpp come from one consistent segmentation.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from histosynth.data.classmap import ClassMap, TissueClass
+from histosynth.wsi.labels import LabelSet
 
-__all__ = ["DERIVED_CLASSES", "StainLabelSource", "derive_stain_labels", "stain_label_source"]
+__all__ = ["DERIVED_CLASSES", "StainLabelSource", "derive_stain_labels", "stain_label_source", "stain_labels"]
 
 DERIVED_CLASSES = ClassMap(
     (
@@ -125,3 +128,15 @@ def stain_label_source(path: str, slide_mpp: float | None = None, view_mpp: floa
 
     with open_slide(path, mpp=slide_mpp) as reader:
         return StainLabelSource.from_reader(reader, view_mpp=view_mpp)
+
+
+def stain_labels(tiles: str | Path) -> LabelSet:
+    """Stain-derived label sources of every slide of a finished ``tile`` folder (each computed
+    inside its slide's work item)."""
+    from histosynth.wsi.tiling import slide_facts
+
+    sources = {
+        s: functools.partial(stain_label_source, info["path"], info["slide_mpp"])
+        for s, info in slide_facts(tiles).items()
+    }
+    return LabelSet(DERIVED_CLASSES, sources, "derived-stain-v1")

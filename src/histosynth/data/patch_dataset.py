@@ -25,11 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from histosynth.artifacts import ArtifactError, atomic_write_bytes, read_manifest, write_manifest
+from histosynth.artifacts import (
+    ArtifactError,
+    Kind,
+    atomic_write_bytes,
+    read_manifest,
+    safe_filename,
+    write_manifest,
+)
 from histosynth.data.classmap import ClassMap
 
 __all__ = [
-    "KIND",
     "PatchDataset",
     "PatchDatasetWriter",
     "class_fractions",
@@ -37,7 +43,6 @@ __all__ = [
     "encode_png",
 ]
 
-KIND = "patch-dataset"
 REQUIRED_COLUMNS = ("id", "image", "map", "split", "slide", "x0", "y0", "size0", "mpp", "fractions")
 # Decoding is refused above this many pixels (a decompression-bomb guard for user folders).
 MAX_PIXELS = 16384 * 16384
@@ -81,9 +86,9 @@ def decode_png(path: str | Path, mode: str) -> np.ndarray:
         raise ArtifactError(f"{path}: cannot decode the image ({type(exc).__name__}: {exc})") from None
 
 
-def class_fractions(label: np.ndarray, n_classes: int) -> list[float]:
-    """Fraction of pixels of each class id 0..n_classes-1."""
-    counts = np.bincount(label.ravel(), minlength=n_classes)[:n_classes]
+def class_fractions(label: np.ndarray, num_classes: int) -> list[float]:
+    """Fraction of pixels of each class id 0..num_classes-1."""
+    counts = np.bincount(label.ravel(), minlength=num_classes)[:num_classes]
     return (counts / max(label.size, 1)).astype(float).tolist()
 
 
@@ -112,8 +117,8 @@ class PatchDatasetWriter:
         img_rel, map_rel = f"images/{pid}.png", f"maps/{pid}.png"
         atomic_write_bytes(self.folder / img_rel, encode_png(image))
         atomic_write_bytes(self.folder / map_rel, encode_png(label.astype(np.uint8)))
-        n = max(self.classes.ids) + 1
-        return {"id": pid, "image": img_rel, "map": map_rel, "fractions": class_fractions(label, n)}
+        fractions = class_fractions(label, self.classes.num_classes)
+        return {"id": pid, "image": img_rel, "map": map_rel, "fractions": fractions}
 
     def write_shard(self, key: str, rows: Iterable[Mapping[str, Any]]) -> int:
         """Write the rows of one unit of work (a slide, a batch) atomically; returns the count."""
@@ -124,7 +129,7 @@ class PatchDatasetWriter:
         df = pd.DataFrame(list(rows))
         buf = io.BytesIO()
         df.to_parquet(buf, index=False)
-        atomic_write_bytes(self.folder / "_shards" / f"{_safe_key(key)}.parquet", buf.getvalue())
+        atomic_write_bytes(self.folder / "_shards" / f"{safe_filename(key)}.parquet", buf.getvalue())
         return len(df)
 
     def finalize(
@@ -139,7 +144,7 @@ class PatchDatasetWriter:
 
         frames = []
         for key in keys:
-            shard = self.folder / "_shards" / f"{_safe_key(key)}.parquet"
+            shard = self.folder / "_shards" / f"{safe_filename(key)}.parquet"
             if shard.is_file():
                 frames.append(pd.read_parquet(shard))
         frames = [f for f in frames if len(f)]
@@ -154,12 +159,8 @@ class PatchDatasetWriter:
         if len(df) and "split" in df:
             counts.update({f"split_{k}": int(v) for k, v in df["split"].value_counts().items()})
         return write_manifest(
-            self.folder, KIND, config, inputs, counts, classes=self.classes.to_json(), **extra
+            self.folder, Kind.PATCH_DATASET, config, inputs, counts, classes=self.classes.to_json(), **extra
         )
-
-
-def _safe_key(key: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
 
 
 class PatchDataset:
@@ -182,7 +183,7 @@ class PatchDataset:
         import pandas as pd
 
         self.folder = Path(folder).resolve()
-        self.manifest = read_manifest(self.folder, KIND)
+        self.manifest = read_manifest(self.folder, Kind.PATCH_DATASET)
         self.classes = ClassMap.from_json(self.folder / "classes.json")
         index = pd.read_parquet(self.folder / "index.parquet")
         missing = [c for c in REQUIRED_COLUMNS if c not in index.columns]

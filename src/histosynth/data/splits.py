@@ -77,9 +77,7 @@ def _counts(n: int, shares: tuple[float, ...]) -> list[int]:
     return counts
 
 
-def assign_splits(
-    slides: Iterable[str], config: SplitConfig = SplitConfig(), seed: int = 0
-) -> dict[str, str]:
+def assign_splits(slides: Iterable[str], cfg: SplitConfig = SplitConfig(), seed: int = 0) -> dict[str, str]:
     """Slide name → ``"train"``, ``"val"`` or ``"test"``.
 
     Raises
@@ -88,16 +86,14 @@ def assign_splits(
         When a split file is given but misses a slide or names an unknown split.
     """
     names = sorted(set(slides))
-    if config.file is not None:
-        given = read_split_file(config.file)
+    if cfg.file is not None:
+        given = read_split_file(cfg.file)
         missing = [s for s in names if s not in given]
         if missing:
-            raise ConfigError(
-                f"{config.file}: no split given for slide {missing[0]!r} ({len(missing)} missing)"
-            )
+            raise ConfigError(f"{cfg.file}: no split given for slide {missing[0]!r} ({len(missing)} missing)")
         return {s: given[s] for s in names}
     order = sorted(names, key=lambda s: item_seed(seed, "split", s))
-    counts = _counts(len(order), (config.train, config.val, config.test))
+    counts = _counts(len(order), (cfg.train, cfg.val, cfg.test))
     out: dict[str, str] = {}
     start = 0
     for split, k in zip(SPLITS, counts, strict=True):
@@ -112,10 +108,10 @@ def region_splits(
     y0: np.ndarray,
     size0: float,
     slide_mpp: float,
-    config: SplitConfig,
+    cfg: SplitConfig,
     seed: int = 0,
 ) -> tuple[list[str], np.ndarray]:
-    """Per-patch splits of one slide by blocks of ``config.region_um`` µm (see the module notes).
+    """Per-patch splits of one slide by blocks of ``cfg.region_um`` µm (see the module notes).
 
     Returns
     -------
@@ -123,13 +119,13 @@ def region_splits(
         The split of every patch, and a mask that drops patches reaching into a block of
         another split, so that no pixel is shared between splits even when patches overlap.
     """
-    block = config.region_um / slide_mpp  # level-0 px
+    block = cfg.region_um / slide_mpp  # level-0 px
     x0, y0 = np.asarray(x0, float), np.asarray(y0, float)
     bx = np.floor((x0 + size0 / 2) / block).astype(np.int64)
     by = np.floor((y0 + size0 / 2) / block).astype(np.int64)
     keys = list(zip(bx.tolist(), by.tolist(), strict=True))
     order = sorted(set(keys), key=lambda k: item_seed(seed, "split", slide, f"{k[0]},{k[1]}"))
-    counts = _counts(len(order), (config.train, config.val, config.test))
+    counts = _counts(len(order), (cfg.train, cfg.val, cfg.test))
     of: dict[tuple[int, int], str] = {}
     start = 0
     for split, k in zip(SPLITS, counts, strict=True):

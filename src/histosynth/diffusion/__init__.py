@@ -12,25 +12,14 @@
  ``pipeline``           inference (:class:`HistoSynthPipeline`, :data:`SAMPLERS`)
 =====================  ==============================================================
 
-Importing this package loads torch and diffusers; the CLI imports it inside commands only.
+Names are imported on first use: the name tables (:data:`CONDITIONINGS`, :data:`BACKBONES`)
+load without torch, so the command line builds its choices from them; everything else
+loads torch and diffusers.
 """
 
-from histosynth.diffusion.backbones import BACKBONES
-from histosynth.diffusion.codec import (
-    CODEC_PRESETS,
-    IdentityCodec,
-    KLCodec,
-    WhitenedCodec,
-    build_codec,
-    load_codec,
-    measure_scale,
-)
-from histosynth.diffusion.conditioning import CONDITIONINGS
-from histosynth.diffusion.denoiser import HistoDenoiser, build_denoiser
-from histosynth.diffusion.inputs import CropBatch, make_crop_batch
-from histosynth.diffusion.loss import DiffusionLoss
-from histosynth.diffusion.pipeline import SAMPLERS, HistoSynthPipeline, make_scheduler
-from histosynth.diffusion.schedule import NoiseSchedule
+from __future__ import annotations
+
+from histosynth.registry import lazy_getattr
 
 __all__ = [
     "BACKBONES",
@@ -43,8 +32,8 @@ __all__ = [
     "HistoSynthPipeline",
     "IdentityCodec",
     "KLCodec",
-    "WhitenedCodec",
     "NoiseSchedule",
+    "WhitenedCodec",
     "build_codec",
     "build_denoiser",
     "load_codec",
@@ -52,3 +41,26 @@ __all__ = [
     "make_scheduler",
     "measure_scale",
 ]
+
+_WHERE = {
+    "BACKBONES": "backbones",
+    "CODEC_PRESETS": "codec",
+    "CONDITIONINGS": "conditioning",
+    "SAMPLERS": "pipeline",
+    "CropBatch": "inputs",
+    "DiffusionLoss": "loss",
+    "HistoDenoiser": "denoiser",
+    "HistoSynthPipeline": "pipeline",
+    "IdentityCodec": "codec",
+    "KLCodec": "codec",
+    "WhitenedCodec": "codec",
+    "NoiseSchedule": "schedule",
+    "build_codec": "codec",
+    "build_denoiser": "denoiser",
+    "load_codec": "codec",
+    "make_crop_batch": "inputs",
+    "make_scheduler": "pipeline",
+    "measure_scale": "codec",
+}
+
+__getattr__ = lazy_getattr(__name__, {name: f"{__name__}.{module}" for name, module in _WHERE.items()})

@@ -22,7 +22,8 @@ from diffusers.configuration_utils import register_to_config
 
 from histosynth.data.crops import canvas_size
 from histosynth.diffusion.backbones import BACKBONES, unet_kwargs
-from histosynth.diffusion.conditioning import CONDITIONINGS, Conditions
+from histosynth.diffusion.conditioning import CONDITIONINGS
+from histosynth.diffusion.conditioning.base import Conditions, make_conditioning
 from histosynth.diffusion.inputs import CropBatch
 
 __all__ = ["HistoDenoiser", "build_denoiser"]
@@ -72,7 +73,8 @@ class HistoDenoiser(ModelMixin, ConfigMixin):
         if image_size % downsample:
             raise ValueError(f"image_size {image_size} is not a multiple of the codec factor {downsample}")
         unet = dict(unet_args or unet_kwargs("cpu-tiny"))
-        self.cond = CONDITIONINGS.get(conditioning)(
+        self.cond = make_conditioning(
+            conditioning,
             num_classes=num_classes,
             downsample=downsample,
             cross_attention_dim=unet["cross_attention_dim"],
@@ -156,9 +158,8 @@ def build_denoiser(
             "latent channels: it could not represent the noise it predicts; use a wider backbone or a codec "
             "with fewer channels (e.g. identity-p2, or a KL codec)"
         )
-    cond_kwargs = dict(BACKBONES[backbone]["conditioning"])
-    if conditioning != "map+crops-tokens":
-        cond_kwargs = {}
+    widths = CONDITIONINGS.get(conditioning).preset_widths
+    cond_kwargs = {k: v for k, v in BACKBONES[backbone]["conditioning"].items() if k in widths}
     return HistoDenoiser(
         conditioning=conditioning,
         num_classes=num_classes,

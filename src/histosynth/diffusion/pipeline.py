@@ -181,9 +181,9 @@ class HistoSynthPipeline(DiffusionPipeline):
         den, device = self.denoiser, self._execution_device
         maps = as_maps(maps).to(device)
         B = maps.shape[0]
-        use_crops = crops is not None and den.config.conditioning != "map"
+        use_crops = crops is not None and den.cond.uses_crops
         if use_crops and not isinstance(crops, CropBatch):
-            place = den.config.conditioning == "map+crops-spatial"
+            place = den.cond.reads_positions
             crops = make_crop_batch(crops, maps, den.canvas, den.config.max_crops, place=place)
         cb = crops.to(device, den.dtype) if use_crops else None
         branches = [(False, not use_crops)]

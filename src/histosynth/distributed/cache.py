@@ -1,9 +1,10 @@
-"""One model per worker: a per-process cache of loaded models (encoders, samplers).
+"""One of each per worker: the per-process cache of loaded models and label sources.
 
-A work function that needs a model asks :func:`per_worker` for it by a key naming what is
-loaded (checkpoint path, encoder name and weights, device). Each process (the calling one,
-a pool process, a Ray worker or actor) loads it the first time and reuses it for every later
-item, so models are never reloaded per item, and never pickled along with the work.
+A work function that needs a model (an encoder, a sampler) or a slide's label source asks
+:func:`per_worker` for it by a key naming what is loaded (checkpoint path, encoder name and
+weights, device; artefact and slide). Each process (the calling one, a pool process, a Ray
+worker or actor) loads it the first time and reuses it for every later item, so nothing is
+reloaded per item, and nothing heavy is pickled along with the work.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ __all__ = ["clear", "per_worker", "remember"]
 
 T = TypeVar("T")
 
-# Few entries: a worker serves one stage at a time, and a model can hold gigabytes.
+# Few entries: a worker serves one stage at a time, and a model can hold gigabytes
+# (the dataset stage works slide by slide: two slides' label sources at most).
 MAXSIZE = 2
 _CACHE: OrderedDict[Hashable, Any] = OrderedDict()
 

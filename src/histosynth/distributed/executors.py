@@ -4,8 +4,9 @@
 - ``ray``: tasks on a Ray cluster (``--executor ray --ray-address ADDR``), or on a Ray
   instance started here when no address is given.
 
-An executor only *runs* items: the caller journals each result and writes the artefact, so a
-stage's output does not depend on which executor ran it. Both keep a bounded number of items
+An executor only *runs* items, each through :func:`call_item`, which turns the work's output or
+exception into an :class:`ItemRecord`: the caller journals each record and writes the artefact,
+so a stage's output does not depend on which executor ran it. Both keep a bounded number of items
 in flight, so memory stays flat for long item lists.
 
 For model inference (``embed``, ``sample``) a work function takes its model from
@@ -20,32 +21,75 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import time
+import traceback
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from histosynth.jobs import ItemRecord, call_item
 from histosynth.registry import Registry
 
-__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "RayExecutor", "make_executor"]
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "ItemRecord",
+    "LocalExecutor",
+    "RayExecutor",
+    "call_item",
+    "make_executor",
+]
 
 Work = Callable[[str, Any], Any]
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """Outcome of one item: ``status`` is ``"done"`` or ``"failed"``."""
+
+    key: str
+    status: str
+    error: str | None = None
+    seconds: float = 0.0
+    output: Any = None
+
+
+def call_item(work: Work, key: str, item: Any) -> ItemRecord:
+    """Run one item, turning an exception into a failed record (the batch goes on)."""
+    start = time.perf_counter()
+    try:
+        out = work(key, item)
+    except Exception as exc:  # one bad item is reported and skipped; the batch goes on
+        reason = str(exc) or type(exc).__name__
+        if os.environ.get("HISTOSYNTH_DEBUG"):
+            reason += "\n" + traceback.format_exc()
+        return ItemRecord(key, "failed", reason, time.perf_counter() - start)
+    return ItemRecord(key, "done", None, time.perf_counter() - start, out)
+
+
 Finish = Callable[[ItemRecord], None]
 
 EXECUTORS: Registry[type[Executor]] = Registry("executor")
 
 
 class Executor(ABC):
-    """Runs ``work`` over ``(key, item)`` pairs and hands each record to ``finish``."""
+    """Runs ``work`` over ``(key, item)`` pairs and hands each record to ``finish``; as a context
+    manager, it closes itself on leaving."""
 
     @abstractmethod
     def run(self, todo: list[tuple[str, Any]], work: Work, finish: Finish) -> None: ...
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release workers or cluster connections."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 @EXECUTORS.register("local", help="this machine: in-process, or a pool of worker processes")

@@ -1,7 +1,9 @@
 """Patch embeddings: the encoder registry and the ``embed`` stage.
 
-* :mod:`~histosynth.embed.encoders` — :class:`PatchEncoder`, the ``ENCODERS`` registry,
-  :func:`load_encoder` (local weights only) and :func:`encoder_status` for ``doctor``;
+* :mod:`~histosynth.embed.base` — :class:`PatchEncoder`, the interface, and
+  :class:`TorchEncoder`; :mod:`~histosynth.embed.spec` — :class:`EncoderSpec`, a registry entry;
+* :mod:`~histosynth.embed.encoders` — the ``ENCODERS`` registry, :func:`load_encoder` (local
+  weights only) and :func:`encoder_status` for ``doctor``;
 * :mod:`~histosynth.embed.weights` — where weights come from (path, registry file, opt-in hub
   cache) and safe loading (safetensors only);
 * :mod:`~histosynth.embed.handcrafted`, :mod:`~histosynth.embed.cnn`,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from histosynth.embed.encoders import TorchEncoder
+from histosynth.embed.base import TorchEncoder
 
 __all__ = ["ARCH_VERSION", "SSL_SIZE", "WIDTHS", "build_random", "build_ssl", "tiny_cnn"]
 

@@ -21,23 +21,25 @@ been found (see :mod:`histosynth.embed.weights`), so a missing file fails fast.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from histosynth.embed.spec import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, EncoderSpec
+
 if TYPE_CHECKING:
-    from histosynth.embed.encoders import EncoderSpec, PatchEncoder
+    from histosynth.embed.base import PatchEncoder
     from histosynth.embed.weights import ResolvedWeights
 
-__all__ = ["build_conch", "build_timm", "build_transformers", "register_all", "timm_module"]
+__all__ = ["FOUNDATION_SPECS", "build_conch", "build_timm", "build_transformers", "timm_module"]
 
 HOPTIMUS_MEAN = (0.707223, 0.578729, 0.703617)
 HOPTIMUS_STD = (0.211883, 0.230117, 0.177517)
 _SWIGLU = {"mlp_layer": "timm.layers:SwiGLUPacked", "act_layer": "torch.nn:SiLU"}
 
 
-def register_all(register: Callable[[EncoderSpec], None]) -> None:
-    """Add the foundation-model entries to the encoder registry."""
-    from histosynth.embed.encoders import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, EncoderSpec
+def _specs() -> list[EncoderSpec]:
+    """The foundation-model entries of the encoder registry."""
+    specs: list[EncoderSpec] = []
+    register = specs.append
 
     def timm_spec(name: str, dim: int, arch: str, kwargs: dict[str, Any], hub: str, help: str,
                   mean=IMAGENET_MEAN, std=IMAGENET_STD, pool: str = "head", size: int = 224) -> EncoderSpec:  # fmt: skip
@@ -82,6 +84,10 @@ def register_all(register: Callable[[EncoderSpec], None]) -> None:
         params={"mean": CLIP_MEAN, "std": CLIP_STD, "config": "conch_ViT-B-16"},
         help="CONCH (CoCa ViT-B/16) image encoder, vision-language pathology model",
     ))  # fmt: skip
+    return specs
+
+
+FOUNDATION_SPECS = _specs()
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -155,7 +161,7 @@ def build_timm(spec: EncoderSpec, weights: ResolvedWeights, device: str = "cpu",
     """A timm model with weights from a local safetensors file."""
     import sys
 
-    from histosynth.embed.encoders import TorchEncoder
+    from histosynth.embed.base import TorchEncoder
     from histosynth.embed.weights import load_safetensors
 
     identity, digest = _identity(spec, weights)
@@ -181,7 +187,7 @@ def build_transformers(spec: EncoderSpec, weights: ResolvedWeights, device: str 
     """A transformers vision model from a local folder (config.json + model.safetensors)."""
     from transformers import AutoModel
 
-    from histosynth.embed.encoders import TorchEncoder
+    from histosynth.embed.base import TorchEncoder
     from histosynth.embed.weights import WeightsError
 
     folder = weights.path if weights.path.is_dir() else weights.path.parent
@@ -208,7 +214,7 @@ def build_conch(spec: EncoderSpec, weights: ResolvedWeights, device: str = "cpu"
 
     from conch.open_clip_custom.coca_model import CoCa
 
-    from histosynth.embed.encoders import TorchEncoder
+    from histosynth.embed.base import TorchEncoder
     from histosynth.embed.weights import load_safetensors
 
     cfg_file = resources.files("conch.open_clip_custom") / "model_configs" / f"{spec.params['config']}.json"

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from histosynth.embed.encoders import PatchEncoder, _check_images
+from histosynth.embed.base import PatchEncoder, check_images
 
 __all__ = ["FEATURE_NAMES", "HandcraftedEncoder", "build", "tissue_fraction"]
 
@@ -176,7 +176,7 @@ class HandcraftedEncoder(PatchEncoder):
         self.chunk = chunk
 
     def encode(self, images: np.ndarray) -> np.ndarray:
-        images = _check_images(images)
+        images = check_images(images)
         import torch
 
         out = np.zeros((len(images), self.dim), np.float32)

@@ -19,16 +19,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from histosynth.artifacts import Kind, StageResult, safe_filename
 from histosynth.config import ConfigError, config_to_dict, register_presets
 from histosynth.distributed.cache import per_worker, remember
 from histosynth.embed.ssl import SSLConfig
-from histosynth.embed.store import KIND, ShardWriter, merge_parquet, safe_key
+from histosynth.embed.store import ShardWriter, merge_parquet
 from histosynth.embed.subtiles import SlidePatches, default_opener, read_tiles, subtile_offsets
 
 if TYPE_CHECKING:
     from histosynth.distributed.executors import Executor
 
-__all__ = ["EmbedConfig", "run_embed"]
+__all__ = ["EmbedConfig", "run"]
 
 Opener = Callable[[str, float | None], Any]
 
@@ -146,7 +147,7 @@ def _embed_slide(slide: str, rows: Any, *, enc: Any, cfg: EmbedConfig, folder: P
                  show_progress: bool) -> dict[str, Any]:  # fmt: skip
     from torch.utils.data import DataLoader
 
-    from histosynth.embed.encoders import TorchEncoder
+    from histosynth.embed.base import TorchEncoder
     from histosynth.progress import progress
 
     start = time.perf_counter()
@@ -218,18 +219,21 @@ def _fit_encoder(tiles: Any, cfg: EmbedConfig, folder: Path, opener: Opener, sho
     return path
 
 
-def run_embed(
+def run(
     tiles: Any,
     out: str | Path,
     cfg: EmbedConfig | None = None,
     *,
     registry_file: str | Path | None = None,
     opener: Opener = default_opener,
+    executor: Executor | None = None,
     overwrite: bool = False,
     show_progress: bool = True,
-    executor: Executor | None = None,
-) -> dict[str, Any]:
-    """Embed every patch's sub-tiles; returns the manifest.
+) -> StageResult:
+    """Embed every patch's sub-tiles.
+
+    >>> result = run("tiles", "embeddings", EmbedConfig(subtile=16, stride=16))   # doctest: +SKIP
+    >>> result.manifest["counts"]["vectors"], result.summary.failed              # doctest: +SKIP
 
     Parameters
     ----------
@@ -249,12 +253,19 @@ def run_embed(
         Where slides are embedded (:mod:`histosynth.distributed.executors`; default: here).
         Each worker loads the encoder once; each slide writes its own shard, merged in slide
         order, so the output is the same whichever executor ran it.
+    overwrite
+        Replace a folder that holds another artefact.
+
+    Returns
+    -------
+    StageResult
+        The folder, its manifest (the encoder's identity, counts) and the outcome per slide.
     """
     import json
 
     from histosynth.artifacts import prepare_output, read_manifest, write_manifest
     from histosynth.embed.encoders import load_encoder
-    from histosynth.jobs import run_items
+    from histosynth.jobs import RunSummary, run_items
 
     cfg = cfg or EmbedConfig()
     df, tiles_id = _tiles_frame(tiles)
@@ -267,10 +278,10 @@ def run_embed(
         enc = load_encoder(*load_args)
     config = config_to_dict(cfg)
     inputs = {"tiles": tiles_id, "encoder": enc.identity if enc else "ssl-tiny:fit"}
-    output = prepare_output(out, KIND, config, inputs, overwrite=overwrite)
-    folder = output.folder
-    if output.complete:
-        return read_manifest(folder, KIND)
+    claim = prepare_output(out, Kind.EMBEDDINGS, config, inputs, overwrite=overwrite)
+    folder = claim.folder
+    if claim.complete:
+        return StageResult(folder, read_manifest(folder, Kind.EMBEDDINGS), RunSummary.recorded(folder))
     training = None
     if cfg.fit_ssl:
         weights = _fit_encoder(df, cfg, folder, opener, show_progress)
@@ -288,7 +299,7 @@ def run_embed(
     summary = run_items(items, work, folder, desc="embed", executor=executor, show_progress=show_progress)
     done = [s for s in slides if s in summary.outputs()]
     n_rows = merge_parquet(
-        [folder / "index" / f"{safe_key(s)}.parquet" for s in done], folder / "index.parquet"
+        [folder / "index" / f"{safe_filename(s)}.parquet" for s in done], folder / "index.parquet"
     )
     outputs = summary.outputs()
     counts = {
@@ -298,10 +309,11 @@ def run_embed(
         "seconds": round(sum(outputs[s]["seconds"] for s in done), 3),
     }
     failures = {r.key: r.error for r in summary.failed}
-    return write_manifest(
-        folder, KIND, config, inputs, counts, encoder=enc.describe(), failures=failures, slides=done,
+    manifest = write_manifest(
+        folder, Kind.EMBEDDINGS, config, inputs, counts, encoder=enc.describe(), failures=failures, slides=done,
         geometry={"subtile": cfg.subtile, "stride": cfg.stride}, ssl_training=training,
     )  # fmt: skip
+    return StageResult(folder, manifest, summary)
 
 
 def _encoder_key(load_args: tuple) -> tuple:

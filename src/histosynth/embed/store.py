@@ -25,17 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from histosynth.artifacts import ArtifactError, atomic_write_bytes, read_manifest
+from histosynth.artifacts import ArtifactError, Kind, atomic_write_bytes, read_manifest, safe_filename
 
-__all__ = ["KIND", "EmbeddingStore", "ShardWriter", "merge_parquet", "safe_key"]
-
-KIND = "embeddings"
+__all__ = ["EmbeddingStore", "ShardWriter", "merge_parquet"]
 FP16_MAX = float(np.finfo(np.float16).max)
-
-
-def safe_key(key: str) -> str:
-    """A file-name-safe form of a slide name."""
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
 
 
 def merge_parquet(parts: Iterable[Any], out: str | Path) -> int:
@@ -73,7 +66,7 @@ class ShardWriter:
     def __init__(self, folder: str | Path, slide: str, n: int, dim: int) -> None:
         self.folder = Path(folder)
         self.slide, self.n, self.dim = slide, n, dim
-        self.path = self.folder / "features" / f"{safe_key(slide)}.npy"
+        self.path = self.folder / "features" / f"{safe_filename(slide)}.npy"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.float16, shape=(n, dim))
@@ -91,7 +84,7 @@ class ShardWriter:
         os.replace(self.tmp, self.path)
         buf = io.BytesIO()
         index.to_parquet(buf, index=False)
-        atomic_write_bytes(self.folder / "index" / f"{safe_key(self.slide)}.parquet", buf.getvalue())
+        atomic_write_bytes(self.folder / "index" / f"{safe_filename(self.slide)}.parquet", buf.getvalue())
 
     def abort(self) -> None:
         self.__dict__.pop("array", None)
@@ -111,7 +104,7 @@ class EmbeddingStore:
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        self.manifest = read_manifest(self.folder, KIND)
+        self.manifest = read_manifest(self.folder, Kind.EMBEDDINGS)
         self.id: str = self.manifest["id"]
         self.encoder: dict[str, Any] = self.manifest["encoder"]
         self.dim = int(self.encoder["dim"])
@@ -129,7 +122,7 @@ class EmbeddingStore:
 
     def features(self, slide: str) -> np.ndarray:
         """The slide's float16 shard, memory-mapped read-only."""
-        path = self.folder / "features" / f"{safe_key(slide)}.npy"
+        path = self.folder / "features" / f"{safe_filename(slide)}.npy"
         if not path.is_file():
             raise ArtifactError(f"{path}: shard of slide {slide!r} is missing")
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -141,7 +134,7 @@ class EmbeddingStore:
         """The rows of one slide, in shard order (read from that slide's own index file)."""
         import pandas as pd
 
-        path = self.folder / "index" / f"{safe_key(slide)}.parquet"
+        path = self.folder / "index" / f"{safe_filename(slide)}.parquet"
         if not path.is_file():
             raise ArtifactError(f"{path}: index of slide {slide!r} is missing")
         return pd.read_parquet(path)

@@ -59,11 +59,11 @@ def read_tiles(folder: str | Path) -> tuple[Any, str]:
     """
     import pandas as pd
 
-    from histosynth.artifacts import ArtifactError, file_sha256, read_manifest
+    from histosynth.artifacts import ArtifactError, Kind, file_sha256, read_manifest
 
     path = Path(folder)
     if path.is_dir():
-        manifest = read_manifest(path, "tiles")
+        manifest = read_manifest(path, Kind.TILES)
         table = path / "tiles.parquet"
         tiles_id = str(manifest.get("id"))
     else:  # a bare table: its content hash stands in for an artefact id

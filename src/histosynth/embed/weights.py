@@ -31,7 +31,7 @@ from histosynth.config import ConfigError
 from histosynth.errors import UnsafeFileError
 
 if TYPE_CHECKING:
-    from histosynth.embed.encoders import EncoderSpec
+    from histosynth.embed.spec import EncoderSpec
 
 __all__ = [
     "MissingWeightsError",

@@ -4,28 +4,23 @@ Detectors (:mod:`.detectors`), streamed statistics and Fréchet distance (:mod:`
 (:mod:`.kid`), precision/recall/density/coverage (:mod:`.prdc`), bootstrap intervals
 (:mod:`.bootstrap`), mask fidelity and TSTR with DeepLabv3+ (:mod:`.segmentation`, :mod:`.tstr`),
 memorisation and crop copying (:mod:`.memorization`, :mod:`.crops`), hallucination flags
-(:mod:`.hallucination`); :func:`evaluate` runs them all and writes ``metrics.json``.
+(:mod:`.hallucination`); the stage, :func:`histosynth.evaluate.suite.run`, runs them all and
+writes ``metrics.json``.
 
 Submodules are imported on first use, so ``import histosynth.evaluate`` stays light.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from histosynth.registry import lazy_getattr
 
-__all__ = ["DETECTORS", "EvaluateConfig", "TSTRConfig", "evaluate", "frechet_distance"]
+__all__ = ["DETECTORS", "EvaluateConfig", "TSTRConfig", "frechet_distance"]
 
 _WHERE = {
     "DETECTORS": "histosynth.evaluate.detectors",
     "EvaluateConfig": "histosynth.evaluate.config",
     "TSTRConfig": "histosynth.evaluate.config",
-    "evaluate": "histosynth.evaluate.suite",
     "frechet_distance": "histosynth.evaluate.stats",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'histosynth.evaluate' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _WHERE)

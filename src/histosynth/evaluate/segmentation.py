@@ -39,11 +39,11 @@ def class_lut(classes: ClassMap) -> np.ndarray:
     return lut
 
 
-def _build_model(cfg: SegmenterConfig, n_classes: int):
+def _build_model(cfg: SegmenterConfig, num_classes: int):
     import segmentation_models_pytorch as smp
 
     return smp.DeepLabV3Plus(encoder_name=cfg.encoder, encoder_depth=cfg.encoder_depth, encoder_weights=None,
-                             classes=n_classes, decoder_channels=cfg.decoder_channels)  # fmt: skip
+                             classes=num_classes, decoder_channels=cfg.decoder_channels)  # fmt: skip
 
 
 def _to_tensor(images: np.ndarray):

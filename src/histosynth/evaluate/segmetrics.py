@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["confusion", "dice_per_class", "iou_per_class", "mean_score", "per_image_miou"]
+__all__ = ["confusion", "dice_per_class", "iou_per_class", "mean_score"]
 
 IGNORE = 255
 
@@ -43,8 +43,3 @@ def mean_score(scores: np.ndarray) -> float:
     """Mean over the classes that have a score (NaN when none has)."""
     valid = ~np.isnan(scores)
     return float(scores[valid].mean()) if valid.any() else float("nan")
-
-
-def per_image_miou(target: np.ndarray, pred: np.ndarray, n: int) -> float:
-    """Mean IoU of one image over the classes present in its truth or prediction."""
-    return mean_score(iou_per_class(confusion(target, pred, n)))

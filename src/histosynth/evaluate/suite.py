@@ -29,7 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from histosynth.artifacts import atomic_write_json, package_versions, prepare_output, write_manifest
+from histosynth.artifacts import (
+    Kind,
+    StageResult,
+    atomic_write_json,
+    package_versions,
+    prepare_output,
+    read_manifest,
+    write_manifest,
+)
 from histosynth.config import config_to_dict
 from histosynth.evaluate.config import EvaluateConfig
 from histosynth.evaluate.data import REAL_HELDOUT, EvalData, load_eval_data
@@ -42,10 +50,10 @@ from histosynth.evaluate.features import (
     preprocessing_spec,
     read_png_rgb,
 )
+from histosynth.jobs import RunSummary
 
-__all__ = ["KIND", "METRICS_FILE", "evaluate", "slug"]
+__all__ = ["METRICS_FILE", "read_metrics", "run", "slug"]
 
-KIND = "metrics"
 METRICS_FILE = "metrics.json"
 PIXELS = "pixels-32"
 
@@ -76,34 +84,44 @@ def _device(name: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def evaluate(
-    real: str | Path,
+def run(
     synthetic: Mapping[str, str | Path],
-    cfg: EvaluateConfig,
     out: str | Path,
+    cfg: EvaluateConfig | None = None,
+    *,
+    real: str | Path,
     overwrite: bool = False,
-) -> dict[str, Any]:
-    """Evaluate each synthetic variant against ``real``; write ``out/metrics.json``; return it.
+) -> StageResult:
+    """Evaluate each synthetic variant against ``real``; write ``out/metrics.json``.
+
+    >>> result = run({"tokens": "syn/tokens"}, "eval", real="data/real")   # doctest: +SKIP
+    >>> read_metrics(result.folder)["metrics"]["tokens"]["fd_handcrafted"]  # doctest: +SKIP
 
     Parameters
     ----------
-    real
-        A patch dataset folder (its ``cfg.real_split`` rows are the training data).
     synthetic
         Variant name → synthetic patch dataset folder.
-    cfg
-        The evaluation config.
     out
         The output folder (an artefact of kind ``metrics``); a finished one is returned as is.
+    cfg
+        The evaluation config (default :class:`~histosynth.evaluate.config.EvaluateConfig`).
+    real
+        A patch dataset folder (its ``cfg.real_split`` rows are the training data).
     overwrite
         Replace an output folder that holds another evaluation.
+
+    Returns
+    -------
+    StageResult
+        The folder and its manifest; :func:`read_metrics` reads what was measured.
     """
+    cfg = cfg or EvaluateConfig()
     data = load_eval_data(real, synthetic, cfg)
     config = config_to_dict(cfg)
     inputs = {"real": data.real.id, **{f"synthetic:{k}": v.id for k, v in data.synthetic.items()}}
-    claim = prepare_output(out, KIND, config, inputs, overwrite=overwrite)
+    claim = prepare_output(out, Kind.METRICS, config, inputs, overwrite=overwrite)
     if claim.complete:
-        return json.loads((claim.folder / METRICS_FILE).read_text(encoding="utf-8"))
+        return StageResult(claim.folder, read_manifest(claim.folder, Kind.METRICS), RunSummary())
     folder, timer, device = claim.folder, _Timer(), _device(cfg.device)
     with timer("detectors"):
         detectors = {n: build_detector(n, cfg.weights_for(n), device, cfg.registry_file, cfg.allow_hub)
@@ -179,7 +197,14 @@ def evaluate(
         **report,
     }
     atomic_write_json(folder / METRICS_FILE, _jsonable(result))
-    write_manifest(folder, KIND, config, inputs, counts, metrics_file=METRICS_FILE)
+    manifest = write_manifest(folder, Kind.METRICS, config, inputs, counts, metrics_file=METRICS_FILE)
+    return StageResult(folder, manifest, RunSummary())
+
+
+def read_metrics(evaluation: str | Path) -> dict[str, Any]:
+    """The ``metrics.json`` of a finished evaluation folder."""
+    folder = Path(evaluation)
+    read_manifest(folder, Kind.METRICS)
     return json.loads((folder / METRICS_FILE).read_text(encoding="utf-8"))
 
 

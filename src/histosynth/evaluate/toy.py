@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from histosynth.artifacts import prepare_output
+from histosynth.artifacts import Kind, prepare_output
 from histosynth.data.classmap import ClassMap
 from histosynth.data.patch_dataset import PatchDataset, PatchDatasetWriter
 from histosynth.samples import SYNTHETIC_CLASSES, make_label_grid, render_region
@@ -28,7 +28,7 @@ def shift_colour(images: np.ndarray, delta) -> np.ndarray:
     return np.clip(images.astype(np.int16) + np.asarray(delta, np.int16), 0, 255).astype(np.uint8)
 
 
-def toy_patches(n: int, size: int = 64, seed: int = 0, n_classes: int = 4, cell: int = 16):
+def toy_patches(n: int, size: int = 64, seed: int = 0, num_classes: int = 4, cell: int = 16):
     """``n`` (image, map) pairs cut at random places of a synthetic tissue section.
 
     Returns uint8 arrays of shape (n, size, size, 3) and (n, size, size), and the level-0
@@ -36,7 +36,7 @@ def toy_patches(n: int, size: int = 64, seed: int = 0, n_classes: int = 4, cell:
     """
     rng = np.random.default_rng(seed)
     side = 48  # grid cells per side of the section
-    grid = make_label_grid(side, side, n_classes, "blobs", seed)
+    grid = make_label_grid(side, side, num_classes, "blobs", seed)
     span = side * cell - size
     images, labels, origins = [], [], []
     while len(images) < n:
@@ -60,7 +60,7 @@ def write_patch_dataset(
     ids: Sequence[str] | None = None,
     slide: str = "toy",
     extra: Mapping[str, Sequence[Any]] | None = None,
-    n_classes: int = 4,
+    num_classes: int = 4,
     config: Mapping[str, Any] | None = None,
 ) -> PatchDataset:
     """Write a finished patch dataset of the given images and maps; returns it opened.
@@ -68,11 +68,11 @@ def write_patch_dataset(
     ``extra`` adds index columns (e.g. the synthetic columns ``seed``, ``crop_sources``); dicts
     and lists in it are stored as JSON strings, as the sampling stage does.
     """
-    classes = ClassMap(SYNTHETIC_CLASSES.classes[:n_classes], source="toy")
+    classes = ClassMap(SYNTHETIC_CLASSES.classes[:num_classes], source="toy")
     ids = list(ids) if ids is not None else [f"{slide}-{i:05d}" for i in range(len(images))]
-    cfg = dict(config or {"toy": True, "slide": slide, "n": len(images)})
-    out = prepare_output(folder, "patch-dataset", cfg, overwrite=True)
-    writer = PatchDatasetWriter(out.folder, classes)
+    config = dict(config or {"toy": True, "slide": slide, "n": len(images)})
+    claim = prepare_output(folder, Kind.PATCH_DATASET, config, overwrite=True)
+    writer = PatchDatasetWriter(claim.folder, classes)
     rows = []
     for i, (img, lab) in enumerate(zip(images, labels, strict=True)):
         row = writer.write_patch(ids[i], img, lab)
@@ -83,5 +83,5 @@ def write_patch_dataset(
             row[key] = json.dumps(v) if isinstance(v, dict | list) else v
         rows.append(row)
     writer.write_shard("all", rows)
-    writer.finalize(["all"], cfg)
-    return PatchDataset(out.folder)
+    writer.finalize(["all"], config)
+    return PatchDataset(claim.folder)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from histosynth.artifacts import atomic_write_text, read_manifest
+from histosynth.artifacts import StageResult, atomic_write_text, read_manifest
 from histosynth.report.images import img_tag, mosaic
 from histosynth.report.tables import (
     c2st_section,
@@ -29,7 +30,24 @@ from histosynth.report.tables import (
     tstr_section,
 )
 
-__all__ = ["build_report", "find_train_stats", "read_train_stats"]
+__all__ = ["ReportConfig", "find_train_stats", "read_train_stats", "run"]
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """What the report pictures.
+
+    Attributes
+    ----------
+    samples
+        Rows of the sample grid per variant.
+    max_listed
+        Most offenders and flagged images pictured per variant.
+    """
+
+    samples: int = 6
+    max_listed: int = 24
+
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1280px;padding:16px 28px;color:#222}
@@ -222,34 +240,41 @@ def _header(m: Mapping[str, Any]) -> str:
             + f'<p class="note">Timing: {escape(timing)}<br>Versions: {escape(versions)}</p>')  # fmt: skip
 
 
-def build_report(
-    folder: str | Path,
+def run(
+    evaluation: str | Path,
     out: str | Path | None = None,
+    cfg: ReportConfig | None = None,
+    *,
     train_stats: Mapping[str, str | Path] | None = None,
-    samples: int = 6,
-    max_listed: int = 24,
-) -> Path:
-    """Write the HTML report of the evaluation in ``folder``; returns the page's path.
+) -> StageResult:
+    """Write the HTML report of an evaluation (a page is rewritten whole each time).
+
+    >>> run("eval", "eval/report.html").folder       # doctest: +SKIP
+    PosixPath('eval/report.html')
 
     Parameters
     ----------
-    folder
+    evaluation
         An evaluation folder (``metrics.json``).
     out
-        The page to write (default ``<folder>/report.html``).
+        The page to write (default ``<evaluation>/report.html``).
+    cfg
+        What to picture (default :class:`ReportConfig`).
     train_stats
         Variant → training ``stats.jsonl`` of its diffusion model; variants without one are
         looked up through their dataset's manifest (``inputs.model``).
-    samples
-        Rows of the sample grid per variant.
-    max_listed
-        Most offenders and flagged images pictured per variant.
-    """
-    from histosynth.evaluate.suite import KIND, METRICS_FILE
 
-    folder = Path(folder)
-    read_manifest(folder, KIND)
-    m = json.loads((folder / METRICS_FILE).read_text(encoding="utf-8"))
+    Returns
+    -------
+    StageResult
+        The page (as ``folder``: the one artefact that is a file), no manifest.
+    """
+    from histosynth.evaluate.suite import read_metrics
+    from histosynth.jobs import RunSummary
+
+    cfg = cfg or ReportConfig()
+    folder = Path(evaluation)
+    m = read_metrics(folder)
     stats_files = {k: Path(v) for k, v in (train_stats or {}).items()}
     for v, s in m["synthetic"].items():
         if v not in stats_files and (found := find_train_stats(s["folder"])) is not None:
@@ -260,13 +285,13 @@ def build_report(
         ("Datasets and detectors", _header(m)),
         ("Distribution metrics", distribution_section(m)),
         ("Classifier two-sample test", c2st_section(m)),
-        ("Samples", _samples_section(m, data, samples)),
+        ("Samples", _samples_section(m, data, cfg.samples)),
         ("Per-class Fréchet distance", per_class_section(m)),
         ("Mask fidelity", mask_section(m)),
         ("Train on synthetic, test on real", tstr_section(m)),
         ("Training", training_section(m, curves)),
-        ("Memorisation and privacy", _offenders_section(m, data, max_listed)),
-        ("Hallucination flags", _flags_section(m, data, max_listed)),
+        ("Memorisation and privacy", _offenders_section(m, data, cfg.max_listed)),
+        ("Hallucination flags", _flags_section(m, data, cfg.max_listed)),
     ]
     body = "".join(f'<h2 id="s{i}">{escape(t)}</h2>{html}' for i, (t, html) in enumerate(sections))
     toc = " · ".join(f'<a href="#s{i}">{escape(t)}</a>' for i, (t, _) in enumerate(sections))
@@ -278,4 +303,4 @@ def build_report(
             f"<style>{_CSS}</style></head><body><h1>{escape(title)}</h1><p>{toc}</p>{warn}{body}</body></html>\n")  # fmt: skip
     path = Path(out) if out is not None else folder / "report.html"
     atomic_write_text(path, page)
-    return path
+    return StageResult(path, None, RunSummary())

@@ -26,16 +26,22 @@ from typing import Any
 
 import numpy as np
 
-from histosynth.artifacts import atomic_write_bytes, prepare_output, read_manifest, write_manifest
+from histosynth.artifacts import (
+    Kind,
+    StageResult,
+    atomic_write_bytes,
+    prepare_output,
+    read_manifest,
+    write_manifest,
+)
 from histosynth.data.classmap import ClassMap
 from histosynth.data.crops import Crop, region_crop
 from histosynth.data.patch_dataset import PatchDataset, decode_png, encode_png
-from histosynth.jobs import run_items
+from histosynth.jobs import RunSummary, run_items
 from histosynth.seeding import numpy_rng
 
-__all__ = ["KIND", "PICK_STRATEGIES", "CropBank", "CropBankConfig", "build_crop_bank"]
+__all__ = ["PICK_STRATEGIES", "CropBank", "CropBankConfig", "run"]
 
-KIND = "crop-bank"
 PICK_STRATEGIES = ("random", "same-slide", "nearest-colour")
 
 
@@ -64,11 +70,9 @@ class CropBankConfig:
     seed: int = 0
 
 
-def _cut_patch(
-    key: str, row: dict[str, Any], folder: Path, dataset_dir: Path, cfg: CropBankConfig
-) -> list[dict]:
-    image = decode_png(dataset_dir / row["image"], "RGB")
-    label = decode_png(dataset_dir / row["map"], "L")
+def _cut_patch(key: str, row: dict[str, Any], folder: Path, dataset: Path, cfg: CropBankConfig) -> list[dict]:
+    image = decode_png(dataset / row["image"], "RGB")
+    label = decode_png(dataset / row["map"], "L")
     min_area = max(1, int(cfg.min_area_frac * label.size))
     out = []
     for cls in (int(c) for c in np.unique(label)):
@@ -87,51 +91,60 @@ def _cut_patch(
     return out
 
 
-def build_crop_bank(dataset_dir: str | Path, out_dir: str | Path, cfg: CropBankConfig = CropBankConfig(),
-                    overwrite: bool = False) -> CropBank:  # fmt: skip
-    """Cut a crop bank from a patch dataset (resumable per patch).
+def run(
+    dataset: str | Path,
+    out: str | Path,
+    cfg: CropBankConfig | None = None,
+    *,
+    overwrite: bool = False,
+    show_progress: bool = True,
+) -> StageResult:
+    """Cut a crop bank from a patch dataset (resumable per patch); open it with :class:`CropBank`.
+
+    >>> bank = CropBank(run("dataset", "crop-bank").folder)           # doctest: +SKIP
 
     Parameters
     ----------
-    dataset_dir
+    dataset
         A finished patch dataset.
-    out_dir
+    out
         The crop bank folder.
     cfg
-        Cutting settings.
+        Cutting settings (default :class:`CropBankConfig`).
     overwrite
-        Replace a crop bank of another configuration in ``out_dir``.
+        Replace a crop bank of another configuration in ``out``.
     """
     import dataclasses
 
     import pandas as pd
 
-    ds = PatchDataset(dataset_dir, split=None if cfg.split == "all" else cfg.split)
+    cfg = cfg or CropBankConfig()
+    ds = PatchDataset(dataset, split=None if cfg.split == "all" else cfg.split)
     config = dataclasses.asdict(cfg)
-    out = prepare_output(out_dir, KIND, config, {"dataset": ds.id}, overwrite=overwrite)
-    if not out.complete:
-        (out.folder / "crops").mkdir(parents=True, exist_ok=True)
-        items = [(str(r["id"]), r) for r in ds.index.to_dict("records")]
-        work = functools.partial(_cut_patch, folder=out.folder, dataset_dir=ds.folder, cfg=cfg)
-        summary = run_items(items, work, out.folder, desc="crop bank")
-        rows = [row for key, _ in items for row in summary.outputs().get(key, [])]
-        index = pd.DataFrame(
-            rows, columns=["crop_id", "class_id", "slide", "patch", "x", "y", "w", "h", "r", "g", "b"]
-        )
-        index["class_name"] = [ds.classes.names[ds.classes.ids.index(c)] for c in index["class_id"]]
-        buf = io.BytesIO()
-        index.to_parquet(buf, index=False)
-        atomic_write_bytes(out.folder / "index.parquet", buf.getvalue())
-        ds.classes.save(out.folder / "classes.json")
-        counts = {"crops": len(index), "failed": len(summary.failed)}
-        counts.update(
-            {f"class_{c}": int(n) for c, n in index["class_id"].value_counts().sort_index().items()}
-        )
-        mpp = float(ds.index["mpp"].median()) if len(ds.index) else float("nan")
-        write_manifest(
-            out.folder, KIND, config, {"dataset": ds.id}, counts, mpp=mpp, dataset_path=str(ds.folder)
-        )
-    return CropBank(out.folder)
+    claim = prepare_output(out, Kind.CROP_BANK, config, {"dataset": ds.id}, overwrite=overwrite)
+    folder = claim.folder
+    if claim.complete:
+        return StageResult(folder, read_manifest(folder, Kind.CROP_BANK), RunSummary.recorded(folder))
+    (folder / "crops").mkdir(parents=True, exist_ok=True)
+    items = [(str(r["id"]), r) for r in ds.index.to_dict("records")]
+    work = functools.partial(_cut_patch, folder=folder, dataset=ds.folder, cfg=cfg)
+    summary = run_items(items, work, folder, desc="crop bank", show_progress=show_progress)
+    rows = [row for key, _ in items for row in summary.outputs().get(key, [])]
+    index = pd.DataFrame(
+        rows, columns=["crop_id", "class_id", "slide", "patch", "x", "y", "w", "h", "r", "g", "b"]
+    )
+    index["class_name"] = [ds.classes.names[ds.classes.ids.index(c)] for c in index["class_id"]]
+    buf = io.BytesIO()
+    index.to_parquet(buf, index=False)
+    atomic_write_bytes(folder / "index.parquet", buf.getvalue())
+    ds.classes.save(folder / "classes.json")
+    counts = {"crops": len(index), "failed": len(summary.failed)}
+    counts.update({f"class_{c}": int(n) for c, n in index["class_id"].value_counts().sort_index().items()})
+    mpp = float(ds.index["mpp"].median()) if len(ds.index) else float("nan")
+    manifest = write_manifest(
+        folder, Kind.CROP_BANK, config, {"dataset": ds.id}, counts, mpp=mpp, dataset_path=str(ds.folder)
+    )
+    return StageResult(folder, manifest, summary)
 
 
 class CropBank:
@@ -140,14 +153,14 @@ class CropBank:
     Parameters
     ----------
     folder
-        A folder written by :func:`build_crop_bank`.
+        A folder written by :func:`run`.
     """
 
     def __init__(self, folder: str | Path) -> None:
         import pandas as pd
 
         self.folder = Path(folder)
-        self.manifest = read_manifest(self.folder, KIND)
+        self.manifest = read_manifest(self.folder, Kind.CROP_BANK)
         self.id = self.manifest["id"]
         self.classes = ClassMap.from_json(self.folder / "classes.json")
         self.index = pd.read_parquet(self.folder / "index.parquet")

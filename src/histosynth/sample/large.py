@@ -20,22 +20,20 @@ Output folder::
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from histosynth.artifacts import prepare_output, write_manifest
+from histosynth.artifacts import Kind, StageResult, prepare_output, read_manifest, write_manifest
 from histosynth.config import config_to_dict
 from histosynth.data.pyramid_tiff import array_region_fn, write_pyramid_tiff
+from histosynth.jobs import RunSummary
 from histosynth.sample.windows import blend_weights, seam_score, window_origins
 from histosynth.seeding import item_seed, numpy_rng
 
-__all__ = ["KIND", "LargeConfig", "synthesize_large"]
-
-KIND = "large-image"
+__all__ = ["LargeConfig", "run"]
 
 
 @dataclass(frozen=True)
@@ -105,15 +103,41 @@ def _large_map(cfg: LargeConfig, classes: Any, window: int) -> np.ndarray:
     return np.ascontiguousarray(full[: cfg.height, : cfg.width])
 
 
-def synthesize_large(
+def run(
     checkpoint: str | Path,
     out: str | Path,
-    cfg: LargeConfig,
+    cfg: LargeConfig | None = None,
+    *,
     crop_bank: str | Path | None = None,
     device: str = "cpu",
     overwrite: bool = False,
-) -> dict[str, Any]:
-    """Synthesise one large image with its label map; returns the manifest's key facts."""
+) -> StageResult:
+    """Synthesise one large image with its label map.
+
+    >>> result = run("train/tokens", "big", LargeConfig(4096, 4096), crop_bank="crop-bank")  # doctest: +SKIP
+    >>> result.manifest["result"]["seam_score"]                                           # doctest: +SKIP
+
+    Parameters
+    ----------
+    checkpoint
+        A ``histosynth train`` output, checkpoint or pipeline folder.
+    out
+        The image's folder.
+    cfg
+        Size, map and sampling settings (default :class:`LargeConfig`).
+    crop_bank
+        A crop bank folder (unused when the model reads no crops or ``cfg.crops == "none"``).
+    device
+        Where the model runs.
+    overwrite
+        Replace a folder of another configuration.
+
+    Returns
+    -------
+    StageResult
+        The folder and its manifest, whose ``result`` holds the files, the seam score and the
+        crops' provenance.
+    """
     import torch
 
     from histosynth.data.geojson_export import write_geojson
@@ -121,18 +145,19 @@ def synthesize_large(
     from histosynth.sample.synthesis import Synthesizer
     from histosynth.seeding import torch_generator
 
+    cfg = cfg or LargeConfig()
     synth = Synthesizer.from_checkpoint(checkpoint, device=device)
     pipe, den = synth.pipe, synth.pipe.denoiser
     f, win = int(den.config.downsample), synth.image_size
     if cfg.width % f or cfg.height % f or min(cfg.width, cfg.height) < win:
         raise ValueError(f"size {cfg.width}x{cfg.height} must be multiples of {f} and at least {win} px")
-    bank = CropBank(crop_bank) if crop_bank and cfg.crops != "none" and synth.conditioning != "map" else None
+    bank = CropBank(crop_bank) if crop_bank and cfg.crops != "none" and synth.uses_crops else None
     config = config_to_dict(cfg)
     inputs = {"model": synth.source, **({"crop_bank": bank.id} if bank is not None else {})}
-    claim = prepare_output(out, KIND, config, inputs, overwrite=overwrite)
+    claim = prepare_output(out, Kind.LARGE_IMAGE, config, inputs, overwrite=overwrite)
     folder = claim.folder
     if claim.complete:
-        return json.loads((folder / "manifest.json").read_text())["result"]
+        return StageResult(folder, read_manifest(folder, Kind.LARGE_IMAGE), RunSummary())
 
     label = _large_map(cfg, synth.classes, win)
     rng = numpy_rng(cfg.seed, "large-crops")
@@ -204,8 +229,10 @@ def synthesize_large(
     del image
     (folder / "_canvas.f32").unlink(missing_ok=True)
     (folder / "_canvas.u8").unlink(missing_ok=True)
-    write_manifest(folder, KIND, config, inputs, {"windows": len(windows)}, result=result)
-    return result
+    manifest = write_manifest(
+        folder, Kind.LARGE_IMAGE, config, inputs, {"windows": len(windows)}, result=result
+    )
+    return StageResult(folder, manifest, RunSummary())
 
 
 def _decode_tiled(

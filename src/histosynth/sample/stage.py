@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from histosynth.artifacts import prepare_output
+from histosynth.artifacts import Kind, StageResult, prepare_output, read_manifest
 from histosynth.config import config_to_dict, register_presets
 from histosynth.data.patch_dataset import PatchDatasetWriter
 from histosynth.jobs import RunSummary, run_items
@@ -30,7 +30,7 @@ from histosynth.seeding import item_seed, numpy_rng
 if TYPE_CHECKING:
     from histosynth.distributed.executors import Executor
 
-__all__ = ["SampleConfig", "sample_dataset"]
+__all__ = ["SampleConfig", "run"]
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ class _SampleWork:
         synth = Synthesizer.from_checkpoint(self.checkpoint, device=self.device)
         cfg = self.cfg
         bank = None
-        if self.crop_bank and cfg.crops != "none" and synth.conditioning != "map":
+        if self.crop_bank and cfg.crops != "none" and synth.uses_crops:
             bank = CropBank(self.crop_bank)
         return {"cfg": cfg, "synth": synth, "source": _map_source(cfg, synth), "bank": bank}
 
@@ -162,16 +162,20 @@ def _batch_work(key: str, indices: list[int], ctx: dict[str, Any]) -> int:
     return writer.write_shard(key, rows)
 
 
-def sample_dataset(
+def run(
     checkpoint: str | Path,
     out: str | Path,
-    cfg: SampleConfig,
+    cfg: SampleConfig | None = None,
+    *,
     crop_bank: str | Path | None = None,
     device: str = "cpu",
-    overwrite: bool = False,
     executor: Executor | None = None,
-) -> tuple[Path, RunSummary | None]:
-    """Write (or resume) a synthetic patch dataset; returns its folder and the run summary.
+    overwrite: bool = False,
+) -> StageResult:
+    """Write (or resume) a synthetic patch dataset.
+
+    >>> cfg = SampleConfig(n=16, maps_dir="dataset")
+    >>> result = run("train/tokens", "synthetic", cfg, crop_bank="crop-bank")   # doctest: +SKIP
 
     Parameters
     ----------
@@ -180,21 +184,32 @@ def sample_dataset(
     out
         The synthetic dataset folder.
     cfg
-        Sampling settings.
+        Sampling settings (default :class:`SampleConfig`).
     crop_bank
-        A crop bank folder (needed unless ``cfg.crops == "none"`` or the model is map-only).
+        A crop bank folder (needed unless ``cfg.crops == "none"`` or the model reads no crops).
+    device
+        Where the model runs.
     executor
         Where batches run (:mod:`histosynth.distributed.executors`; default: here). Each
         worker loads the model once; images depend only on (seed, sample index), so the
         dataset is the same whichever executor and worker count made it.
+    overwrite
+        Replace a folder of another configuration.
+
+    Returns
+    -------
+    StageResult
+        The folder, its manifest (``None`` when a batch failed: re-run to finish) and the
+        outcome per batch.
     """
-    from histosynth.artifacts import read_manifest
     from histosynth.distributed.cache import remember
+
+    cfg = cfg or SampleConfig()
 
     work = _SampleWork(str(checkpoint), device, cfg, str(crop_bank) if crop_bank else None, "")
     ctx = work.parts()
     synth, bank, source = ctx["synth"], ctx["bank"], ctx["source"]
-    if bank is None and cfg.crops != "none" and synth.conditioning != "map":
+    if bank is None and cfg.crops != "none" and synth.uses_crops:
         raise ValueError(f"{checkpoint}: this model takes crops; give --crop-bank or --set crops=none")
     # batch_size changes how work is split, never the images: leave it out of the artefact id.
     config = {k: v for k, v in config_to_dict(cfg).items() if k != "batch_size"}
@@ -204,9 +219,9 @@ def sample_dataset(
         inputs["crop_bank"] = bank.id
     if cfg.maps == "dataset":
         inputs["maps"] = source.ds.id
-    claim = prepare_output(out, "patch-dataset", config, inputs, overwrite=overwrite)
+    claim = prepare_output(out, Kind.PATCH_DATASET, config, inputs, overwrite=overwrite)
     if claim.complete:
-        return claim.folder, None
+        return StageResult(claim.folder, read_manifest(claim.folder), RunSummary.recorded(claim.folder))
     work = dataclasses.replace(work, folder=str(claim.folder))
     writer = PatchDatasetWriter(claim.folder, source.classes)
     remember(("sample", work), {**ctx, "writer": writer})  # batches run here reuse this model
@@ -215,15 +230,11 @@ def sample_dataset(
     # finds its finished batches.
     items = [(f"samples-{b[0]:06d}-{b[-1]:06d}", b) for b in batches]
     summary = run_items(items, work, claim.folder, desc="sample", executor=executor)
+    manifest = None
     if summary.ok:
         model_manifest = Path(synth.source).parent / "manifest.json"
         extra = (
             {"model_manifest": read_manifest(model_manifest.parent)["id"]} if model_manifest.is_file() else {}
         )
-        writer.finalize([k for k, _ in items], config, inputs, synthetic=True, **extra)
-    return claim.folder, summary
-
-
-def config_fields() -> list[str]:
-    """Field names (for CLI help)."""
-    return [f.name for f in dataclasses.fields(SampleConfig)]
+        manifest = writer.finalize([k for k, _ in items], config, inputs, synthetic=True, **extra)
+    return StageResult(claim.folder, manifest, summary)

@@ -8,11 +8,11 @@ Used by ``histosynth sample``, the large-image synthesis, the evaluation and the
 
 A tiny checkpoint for tests (seconds on a CPU)::
 
-    from histosynth.train import train
-    from histosynth.train.config import TrainConfig
     from histosynth.config import build_config
+    from histosynth.train.config import TrainConfig
+    from histosynth.train.loop import run
     cfg = build_config(TrainConfig, preset="cpu-tiny", overrides=["run.steps=2"])
-    train(cfg, dataset_dir, out_dir)          # then Synthesizer.from_checkpoint(out_dir)
+    run(dataset, out, cfg)          # then Synthesizer.from_checkpoint(out)
 
 Each sample's noise comes from its own generator (:func:`histosynth.seeding.torch_generator`
 of the run seed and the sample key), so an image does not depend on the batch it was made in.
@@ -86,9 +86,9 @@ class Synthesizer:
                      model_dir.parent.parent / "classes.json"):  # fmt: skip
             if cand.is_file():
                 classes = ClassMap.from_json(cand)
-                if max(classes.ids) >= n:
+                if classes.num_classes > n:
                     raise ClassMapError(
-                        f"{cand}: class ids go up to {max(classes.ids)}, but the model in {model_dir} "
+                        f"{cand}: class ids go up to {classes.num_classes - 1}, but the model in {model_dir} "
                         f"knows ids 0..{n - 1}; use the classes.json it was trained with"
                     )
                 break
@@ -109,6 +109,11 @@ class Synthesizer:
     @property
     def conditioning(self) -> str:
         return str(self.pipe.denoiser.config.conditioning)
+
+    @property
+    def uses_crops(self) -> bool:
+        """Whether the model reads exemplar crops (its conditioning variant says so)."""
+        return bool(self.pipe.denoiser.cond.uses_crops)
 
     @property
     def samplers(self) -> list[str]:

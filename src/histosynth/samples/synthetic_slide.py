@@ -11,7 +11,7 @@ Tissue classes differ visibly in colour and texture and lie on a white backgroun
  1           epithelium    lilac cytoplasm with large dark-purple nuclei
  2           stroma        pink with wavy eosinophilic fibres
  3           lymphoid      dense small blue-black nuclei
- 4           necrosis      pale grey-pink mottle with debris (when ``n_classes=5``)
+ 4           necrosis      pale grey-pink mottle with debris (when ``num_classes=5``)
 ==========  ============  ==========================================================
 
 The label map lives on a coarse grid of ``cell × cell`` level-0 pixels, so class borders are
@@ -93,15 +93,15 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float
 
 
 def make_label_grid(
-    rows: int, cols: int, n_classes: int = 4, layout: str = "blobs", seed: int = 0
+    rows: int, cols: int, num_classes: int = 4, layout: str = "blobs", seed: int = 0
 ) -> np.ndarray:
-    """A coarse label grid: tissue classes 1..n_classes-1 on background 0.
+    """A coarse label grid: tissue classes 1..num_classes-1 on background 0.
 
     ``layout="blobs"``: an elliptical tissue section with smooth, irregular regions;
     ``layout="blocks"``: axis-aligned rectangles on a 4×4 arrangement (for exact tests).
     """
-    if not 2 <= n_classes <= len(SYNTHETIC_CLASSES):
-        raise ValueError(f"n_classes must lie in 2..{len(SYNTHETIC_CLASSES)}, got {n_classes}")
+    if not 2 <= num_classes <= len(SYNTHETIC_CLASSES):
+        raise ValueError(f"num_classes must lie in 2..{len(SYNTHETIC_CLASSES)}, got {num_classes}")
     rng = np.random.default_rng(seed)
     if layout == "blocks":
         grid = np.zeros((rows, cols), np.uint8)
@@ -109,7 +109,7 @@ def make_label_grid(
         for i in range(4):
             for j in range(4):
                 if 0 < i < 3 or 0 < j < 3 or (i + j) % 2:
-                    k = 1 + (i * 4 + j) % (n_classes - 1)
+                    k = 1 + (i * 4 + j) % (num_classes - 1)
                     grid[rb[i] + 1 : rb[i + 1] - 1, cb[j] + 1 : cb[j + 1] - 1] = k
         return grid
     if layout != "blobs":
@@ -118,7 +118,7 @@ def make_label_grid(
     ell = ((yy - rows / 2) / (0.45 * rows)) ** 2 + ((xx - cols / 2) / (0.45 * cols)) ** 2
     sigma = max(rows, cols) / 12
     tissue = (1.0 - ell) + 0.35 * _smooth_noise(rng, (rows, cols), sigma) > 0.15
-    fields = np.stack([_smooth_noise(rng, (rows, cols), sigma / 1.5) for _ in range(n_classes - 1)])
+    fields = np.stack([_smooth_noise(rng, (rows, cols), sigma / 1.5) for _ in range(num_classes - 1)])
     grid = (1 + fields.argmax(0)).astype(np.uint8)
     grid[~tissue] = 0
     return grid
@@ -210,7 +210,7 @@ def write_synthetic_slide(
     size: tuple[int, int] = (4096, 3072),
     levels: int = 3,
     mpp: float = 0.5,
-    n_classes: int = 4,
+    num_classes: int = 4,
     layout: str = "blobs",
     cell: int = 32,
     tile: int = 256,
@@ -229,7 +229,7 @@ def write_synthetic_slide(
         Pyramid levels, each half the previous (consecutive IFDs).
     mpp
         Level-0 µm per pixel, written as pixels per centimetre.
-    n_classes
+    num_classes
         Classes including background (2..5).
     layout
         ``"blobs"`` or ``"blocks"`` (axis-aligned rectangles).
@@ -245,7 +245,7 @@ def write_synthetic_slide(
     from histosynth.data.pyramid_tiff import write_pyramid_tiff
 
     width, height = size
-    grid = make_label_grid(-(-height // cell), -(-width // cell), n_classes, layout, seed)
+    grid = make_label_grid(-(-height // cell), -(-width // cell), num_classes, layout, seed)
 
     def region(x0: int, y0: int, w: int, h: int, step: int) -> np.ndarray:
         return render_region(grid, cell, x0, y0, w, h, step=step)
@@ -254,5 +254,5 @@ def write_synthetic_slide(
         path, region, (width, height), mpp, levels=levels, tile=tile, compression=compression,
         description=f"histosynth synthetic slide; mpp={mpp}",
     )  # fmt: skip
-    classes = ClassMap(SYNTHETIC_CLASSES.classes[:n_classes], source="synthetic")
+    classes = ClassMap(SYNTHETIC_CLASSES.classes[:num_classes], source="synthetic")
     return SyntheticSlide(path, grid, cell, mpp, classes, width, height)

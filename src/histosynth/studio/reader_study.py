@@ -29,6 +29,7 @@ import numpy as np
 
 from histosynth.artifacts import (
     ArtifactError,
+    Kind,
     atomic_write_bytes,
     atomic_write_json,
     prepare_output,
@@ -37,9 +38,7 @@ from histosynth.artifacts import (
 )
 from histosynth.seeding import numpy_rng
 
-__all__ = ["KIND", "SOURCES", "Rating", "ReaderStudy", "build_reader_study"]
-
-KIND = "reader-study"
+__all__ = ["SOURCES", "Rating", "ReaderStudy", "build_reader_study"]
 SOURCES = ("real", "synthetic")
 _RATER = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _FIELDS = ("rater", "item", "realism", "guess", "seconds", "time")
@@ -89,10 +88,10 @@ def build_reader_study(
         ("synthetic", *_pick(synthetic, n_synthetic, None, rng)),
     ]
     inputs = {src: ds.id for src, ds, _ in picks}
-    o = prepare_output(out, KIND, config, inputs, overwrite=overwrite)
+    o = prepare_output(out, Kind.READER_STUDY, config, inputs, overwrite=overwrite)
     if not o.complete:
         _write_items(o.folder, picks, rng, seed)
-        write_manifest(o.folder, KIND, config, inputs, {src: len(idx) for src, _, idx in picks})
+        write_manifest(o.folder, Kind.READER_STUDY, config, inputs, {src: len(idx) for src, _, idx in picks})
     return ReaderStudy(o.folder)
 
 
@@ -145,7 +144,7 @@ class ReaderStudy:
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        self.manifest = read_manifest(self.folder, KIND)
+        self.manifest = read_manifest(self.folder, Kind.READER_STUDY)
         self.seed = int(json.loads((self.folder / "study.json").read_text(encoding="utf-8"))["seed"])
         self.items: list[str] = json.loads((self.folder / "study.json").read_text(encoding="utf-8"))["items"]
         self._known = set(self.items)

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import torch
 
 from histosynth.artifacts import ArtifactError
+from histosynth.safe_io import load_training_state
 
 T = TypeVar("T")
 
@@ -104,9 +105,7 @@ def save_checkpoint(
 def load_state(ckpt: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(trainer state, optimizer state)`` of a checkpoint, loaded with ``weights_only=True``."""
     state = Path(ckpt) / "training_state"
-    trainer = torch.load(state / "trainer.pt", map_location="cpu", weights_only=True)
-    optim = torch.load(state / "optimizer.pt", map_location="cpu", weights_only=True)
-    return trainer, optim
+    return load_training_state(state / "trainer.pt"), load_training_state(state / "optimizer.pt")
 
 
 def load_checked(folder: str | Path, load: Callable[[], T]) -> T:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from histosynth.artifacts import prepare_output, read_manifest, write_manifest
+from histosynth.artifacts import Kind, StageResult, prepare_output, read_manifest, write_manifest
 from histosynth.config import config_to_dict, register_presets
 from histosynth.data.patch_dataset import PatchDataset, encode_png
 from histosynth.diffusion.codec import CODEC_PRESETS, KLCodec, build_codec, measure_scale
@@ -38,10 +38,9 @@ from histosynth.train.checkpoint import latest_checkpoint, load_state, restore_r
 from histosynth.train.config import DataConfig, identity_config
 from histosynth.train.data import BatchPlan, TrainData, make_loader
 from histosynth.train.grid import grid_image, loss_curve
+from histosynth.train.loop import TrainSummary
 
-__all__ = ["CodecTrainConfig", "PatchDiscriminator", "train_codec"]
-
-KIND = "codec"
+__all__ = ["CodecTrainConfig", "PatchDiscriminator", "run"]
 
 
 @dataclass(frozen=True)
@@ -145,9 +144,17 @@ def _save(folder: Path, step: int, codec: KLCodec, disc: nn.Module, opts: dict, 
         shutil.rmtree(old, ignore_errors=True)
 
 
-def train_codec(cfg: CodecTrainConfig, dataset: str | Path, out: str | Path, overwrite: bool = False,
-                show_progress: bool = True) -> tuple[Path, int, bool]:  # fmt: skip
-    """Train (or resume) a KL codec; returns ``(folder, steps done, finished)``."""
+def run(dataset: str | Path, out: str | Path, cfg: CodecTrainConfig | None = None, *, overwrite: bool = False,
+        show_progress: bool = True) -> StageResult:  # fmt: skip
+    """Train (or resume) a KL codec on a patch dataset; pass ``out`` to ``train --codec``.
+
+    Returns
+    -------
+    StageResult
+        The codec folder, its manifest (``None`` when the run stopped early) and a
+        :class:`~histosynth.train.loop.TrainSummary`.
+    """
+    cfg = cfg or CodecTrainConfig()
     if CODEC_PRESETS.get(cfg.codec, {}).get("kind") != "kl":
         raise ValueError(f"codec {cfg.codec!r} is not a trainable KL preset; choose from "
                          f"{[k for k, v in CODEC_PRESETS.items() if v['kind'] == 'kl']}")  # fmt: skip
@@ -156,11 +163,11 @@ def train_codec(cfg: CodecTrainConfig, dataset: str | Path, out: str | Path, ove
         torch.set_num_threads(r.threads)
     ds = PatchDataset(dataset, split=cfg.data.split)
     folder, ident = Path(out), identity_config(cfg, RUN_LENGTH)
-    claim = prepare_output(folder, KIND, ident, {"dataset": ds.id}, overwrite=overwrite)
-    if claim.complete and read_manifest(folder, KIND)["counts"]["steps"] >= r.steps:
-        return folder, r.steps, True
+    claim = prepare_output(folder, Kind.CODEC, ident, {"dataset": ds.id}, overwrite=overwrite)
+    if claim.complete and read_manifest(folder, Kind.CODEC)["counts"]["steps"] >= r.steps:
+        return StageResult(folder, read_manifest(folder, Kind.CODEC), TrainSummary(r.steps, True, None))
     (folder / "manifest.json").unlink(missing_ok=True)
-    prepare_output(folder, KIND, ident, {"dataset": ds.id})
+    prepare_output(folder, Kind.CODEC, ident, {"dataset": ds.id})
     data = TrainData(ds, cfg.data, r.seed, with_crops=False)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     ckpt = latest_checkpoint(folder / "checkpoints")
@@ -233,7 +240,7 @@ def train_codec(cfg: CodecTrainConfig, dataset: str | Path, out: str | Path, ove
             _save(folder, done, codec, disc, opts, r.keep_checkpoints)
         if stop:
             bar.close()
-            return folder, done, False
+            return StageResult(folder, None, TrainSummary(done, False, None))
     bar.close()
     codec.eval()
     rows = np.linspace(0, len(data) - 1, min(len(data), 512)).round().astype(int)
@@ -250,6 +257,7 @@ def train_codec(cfg: CodecTrainConfig, dataset: str | Path, out: str | Path, ove
     codec.save_pretrained(folder / "codec")
     lines = [json.loads(ln) for ln in stats.read_text().splitlines() if ln]
     loss_curve([s["step"] for s in lines], [s["loss"] for s in lines], folder / "loss.png", "codec L1")
-    write_manifest(folder, KIND, ident, {"dataset": ds.id}, {"steps": r.steps}, run=config_to_dict(r),
-                   scaling_factor=scale, shift_factor=shift, final_l1=lines[-1]["loss"] if lines else None)  # fmt: skip
-    return folder, step + 1 if r.steps > start else start, True
+    final_l1 = lines[-1]["loss"] if lines else None
+    manifest = write_manifest(folder, Kind.CODEC, ident, {"dataset": ds.id}, {"steps": r.steps}, run=config_to_dict(r),
+                              scaling_factor=scale, shift_factor=shift, final_l1=final_l1)  # fmt: skip
+    return StageResult(folder, manifest, TrainSummary(step + 1 if r.steps > start else start, True, final_l1))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from histosynth.config import config_to_dict, register_presets
+from histosynth.diffusion.conditioning import CONDITIONINGS
 
 __all__ = [
     "RUN_LENGTH_KEYS",
@@ -26,7 +27,7 @@ __all__ = [
     "identity_config",
 ]
 
-Conditioning = Literal["map", "map+crops-spatial", "map+crops-tokens"]
+Conditioning = Literal[tuple(CONDITIONINGS.names())]  # the variants' names, from their one table
 
 
 @dataclass(frozen=True)

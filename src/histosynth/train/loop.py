@@ -28,15 +28,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from histosynth.artifacts import MANIFEST, atomic_write_text, prepare_output, read_manifest, write_manifest
+from histosynth.artifacts import (
+    MANIFEST,
+    Kind,
+    StageResult,
+    atomic_write_text,
+    prepare_output,
+    read_manifest,
+    write_manifest,
+)
 from histosynth.config import ConfigError, config_to_dict
 from histosynth.data.patch_dataset import PatchDataset
 from histosynth.diffusion.codec import load_codec, measure_scale
+from histosynth.diffusion.conditioning import CONDITIONINGS
 from histosynth.diffusion.denoiser import build_denoiser
 from histosynth.diffusion.loss import DiffusionLoss
 from histosynth.diffusion.pipeline import HistoSynthPipeline, make_scheduler
@@ -56,19 +65,25 @@ from histosynth.train.draws import draw, sample_generators
 from histosynth.train.ema import EMA
 from histosynth.train.grid import loss_curve, save_grid
 
-__all__ = ["KIND", "TrainResult", "schedule_of", "train"]
-
-KIND = "model"
+__all__ = ["TrainSummary", "run", "schedule_of"]
 
 
 @dataclass(frozen=True)
-class TrainResult:
-    """How a call of :func:`train` ended."""
+class TrainSummary:
+    """How a call of a trainer ended (the summary of its :class:`~histosynth.artifacts.StageResult`)."""
 
-    folder: Path
     step: int  # optimiser steps done
     finished: bool  # reached run.steps (the manifest is written)
     loss: float | None  # mean loss of the last log interval
+
+    # A trainer fails as a whole, by raising, never item by item.
+    ok: ClassVar[bool] = True
+    failed: ClassVar[tuple] = ()
+
+    def describe(self, noun: str = "steps") -> str:
+        if self.finished:
+            return f"done at {self.step} {noun}"
+        return f"stopped at {self.step} {noun}; re-run the same command to continue"
 
 
 def schedule_of(cfg: TrainConfig) -> NoiseSchedule:
@@ -124,13 +139,13 @@ def _adamw(params: Any, o: Any) -> torch.optim.Optimizer:
 
 def _claim(folder: Path, ident: dict[str, Any], inputs: dict[str, str], steps: int, overwrite: bool) -> bool:
     """Claim the output folder; True when it already holds a run of at least ``steps`` steps."""
-    out = prepare_output(folder, KIND, ident, inputs, overwrite=overwrite)
+    out = prepare_output(folder, Kind.MODEL, ident, inputs, overwrite=overwrite)
     if not out.complete:
         return False
-    if read_manifest(folder, KIND)["counts"].get("steps", 0) >= steps:
+    if read_manifest(folder, Kind.MODEL)["counts"].get("steps", 0) >= steps:
         return True
     (folder / MANIFEST).unlink()  # extend a finished run: it is in progress again
-    prepare_output(folder, KIND, ident, inputs)
+    prepare_output(folder, Kind.MODEL, ident, inputs)
     return False
 
 
@@ -171,7 +186,7 @@ def _write_grid(
     path: Path, pipe: HistoSynthPipeline, examples: list, data: TrainData, cfg: TrainConfig
 ) -> None:
     maps = np.stack([m for _, m, _ in examples])
-    crops = [c for _, _, c in examples] if cfg.model.conditioning != "map" else None
+    crops = [c for _, _, c in examples] if pipe.denoiser.cond.uses_crops else None
     gens = [torch_generator(cfg.run.seed, "grid", i, device=str(pipe.device)) for i in range(len(examples))]
     pipe.set_progress_bar_config(disable=True)
     images = pipe(maps, crops, num_inference_steps=cfg.run.sample_steps, generator=gens).images
@@ -192,24 +207,25 @@ def _plot(folder: Path) -> None:
     loss_curve([r["step"] for r in rows], [r["loss"] for r in rows], folder / "loss.png")
 
 
-def train(
-    cfg: TrainConfig,
+def run(
     dataset: str | Path,
     out: str | Path,
+    cfg: TrainConfig | None = None,
+    *,
     overwrite: bool = False,
     callback: Callable[[int], bool | None] | None = None,
     show_progress: bool = True,
-) -> TrainResult:
+) -> StageResult:
     """Train (or resume, or extend) a model on a patch dataset.
 
     Parameters
     ----------
-    cfg
-        The resolved config.
     dataset
         A patch dataset folder.
     out
         The run folder (created; resumed when it holds the same run).
+    cfg
+        The resolved config (default :class:`~histosynth.train.config.TrainConfig`).
     overwrite
         Start afresh when ``out`` holds another run.
     callback
@@ -217,13 +233,20 @@ def train(
         checkpoint (as Ctrl-C does); an exception aborts it without one.
     show_progress
         Show a progress bar (also off with ``HISTOSYNTH_PROGRESS=0``).
+
+    Returns
+    -------
+    StageResult
+        The run folder, its manifest (``None`` when the run stopped before ``run.steps``) and a
+        :class:`TrainSummary`.
     """
     from accelerate import Accelerator
 
+    cfg = cfg or TrainConfig()
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     ds = PatchDataset(dataset, split=cfg.data.split)
-    num_fine = max(ds.classes.ids) + 1
+    num_fine = ds.classes.num_classes
     curriculum = Curriculum(ds.folder, num_fine, cfg.data.curriculum) if cfg.data.curriculum else None
     num_classes = max(cfg.model.num_classes or 0, curriculum.num_classes if curriculum else num_fine)
     folder, ident, inputs = Path(out), identity_config(cfg), {"dataset": ds.id}
@@ -235,12 +258,13 @@ def train(
         ds.classes.save(folder / "classes.json")
     acc.wait_for_everyone()
     if done or is_done(folder, steps):
-        return TrainResult(folder, read_manifest(folder, KIND)["counts"]["steps"], True, None)
+        manifest = read_manifest(folder, Kind.MODEL)
+        return StageResult(folder, manifest, TrainSummary(manifest["counts"]["steps"], True, None))
 
     device = acc.device
-    cond = cfg.model.conditioning
+    variant = CONDITIONINGS.get(cfg.model.conditioning)
     data = TrainData(
-        ds, cfg.data, seed, curriculum, with_crops=cond != "map", place=cond == "map+crops-spatial"
+        ds, cfg.data, seed, curriculum, with_crops=variant.uses_crops, place=variant.reads_positions
     )
     ckpt = latest_checkpoint(folder / "checkpoints")
     codec, model, ema_weights = _build(cfg, data, num_classes, ckpt)
@@ -354,23 +378,23 @@ def train(
     bar.close()
     done_steps = step + 1 if steps > start else start
     if done_steps < steps:
-        return TrainResult(folder, done_steps, False, loss_value)
+        return StageResult(folder, None, TrainSummary(done_steps, False, loss_value))
     if acc.is_main_process:
         HistoSynthPipeline(ema.model, codec, scheduler).save_pretrained(folder / "model")
         ds.classes.save(folder / "model" / "classes.json")
         _plot(folder)
         write_manifest(
-            folder, KIND, ident, inputs, counts={"steps": steps},
+            folder, Kind.MODEL, ident, inputs, counts={"steps": steps},
             run=config_to_dict(cfg.run), num_classes=num_classes, final_loss=loss_value,
         )  # fmt: skip
     acc.wait_for_everyone()
-    return TrainResult(folder, steps, True, loss_value)
+    return StageResult(folder, read_manifest(folder, Kind.MODEL), TrainSummary(steps, True, loss_value))
 
 
 def is_done(folder: Path, steps: int) -> bool:
     """True when ``folder`` holds a finished run of at least ``steps`` steps."""
     try:
-        return read_manifest(folder, KIND)["counts"].get("steps", 0) >= steps
+        return read_manifest(folder, Kind.MODEL)["counts"].get("steps", 0) >= steps
     except Exception:
         return False
 

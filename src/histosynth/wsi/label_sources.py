@@ -7,17 +7,31 @@ so a patch's map is rasterised directly at the target mpp (no level-0 detour).
 
 from __future__ import annotations
 
+import functools
+import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from histosynth.artifacts import file_sha256
+from histosynth.config import ConfigError
 from histosynth.data.classmap import ClassMap
 from histosynth.wsi.annotations import AnnotationError, check_within, read_polygons
+from histosynth.wsi.labels import LabelSet
 from histosynth.wsi.rasterize import fill_rings, geometry_rings
-from histosynth.wsi.schemes import LabelScheme
+from histosynth.wsi.schemes import LabelScheme, load_scheme
+from histosynth.wsi.tiling import slide_facts
 
-__all__ = ["ANNOTATION_SUFFIXES", "MaskLabels", "PolygonLabels", "find_annotation", "load_label_source"]
+__all__ = [
+    "ANNOTATION_SUFFIXES",
+    "MaskLabels",
+    "PolygonLabels",
+    "annotation_labels",
+    "find_annotation",
+    "load_label_source",
+]
 
 POLYGON_SUFFIXES = (".xml", ".geojson", ".json")
 MASK_SUFFIXES = (".tif", ".tiff", ".png")
@@ -199,6 +213,51 @@ def load_label_source(path: str | Path, scheme: LabelScheme, slide_size: tuple[i
     raise AnnotationError(
         f"{path}: unknown annotation format; expected one of {', '.join(ANNOTATION_SUFFIXES)}"
     )
+
+
+def annotation_labels(
+    slides: str | Path | Mapping[str, tuple[int, int]],
+    annotations: str | Path,
+    classes: LabelScheme | str,
+) -> LabelSet:
+    """The annotations in a folder, one file per slide, as lazy label sources.
+
+    Parameters
+    ----------
+    slides
+        A finished ``tile`` folder (its slides and their sizes), or slide name → level-0
+        ``(width, height)``.
+    annotations
+        The folder of ``<slide>.xml``, ``.geojson``, ``.json``, ``.tif`` or ``.png`` files.
+    classes
+        Their label scheme: a :class:`~histosynth.wsi.schemes.LabelScheme`, a classes.json or a
+        preset name (``camelyon16``...); its fill class is the set's.
+
+    Raises
+    ------
+    ConfigError
+        When no annotation file matches a slide.
+    """
+    scheme = load_scheme(classes) if isinstance(classes, str) else classes
+    if isinstance(slides, Mapping):
+        sizes, where = dict(slides), "the slides given"
+    else:
+        sizes = {slide: (info["width"], info["height"]) for slide, info in slide_facts(slides).items()}
+        where = str(slides)
+    sources, listing = {}, []
+    for slide, size in sizes.items():
+        path = find_annotation(annotations, slide)
+        if path is None:
+            continue
+        sources[slide] = functools.partial(load_label_source, path, scheme, size)
+        listing.append(f"{slide}\t{path.name}\t{file_sha256(path)}")  # content, not location or mtime
+    if not sources:
+        raise ConfigError(
+            f"{Path(annotations)}: no annotation file matches any slide of {where} "
+            f"(expected <slide>.xml, .geojson, .json, .tif or .png)"
+        )
+    ident = hashlib.sha256("\n".join([*listing, repr(scheme.aliases)]).encode()).hexdigest()[:16]
+    return LabelSet(scheme.classes, sources, f"annotations-{ident}", fill=scheme.fill)
 
 
 def _open_mask(path: Path):

@@ -1,5 +1,9 @@
 """The ``tile`` stage over a batch of slides: resumable per slide, bad slides reported.
 
+>>> from histosynth.wsi.tile_stage import run
+>>> result = run(["slides/"], "tiles", TileConfig(mpp=1.0, size=64))   # doctest: +SKIP
+>>> result.manifest["counts"]["tiles"], result.summary.failed            # doctest: +SKIP
+
 Output folder (artefact kind ``tiles``)::
 
     tiles.parquet        one row per kept patch (columns: TILE_COLUMNS, slide_mpp[, fractions])
@@ -15,22 +19,30 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from histosynth.artifacts import atomic_write_bytes, file_fingerprint, prepare_output, write_manifest
+from histosynth.artifacts import (
+    Kind,
+    StageResult,
+    atomic_write_bytes,
+    file_fingerprint,
+    prepare_output,
+    read_manifest,
+    write_manifest,
+)
 from histosynth.config import ConfigError, config_to_dict
 from histosynth.data.splits import assign_splits
-from histosynth.jobs import RunSummary, run_items
+from histosynth.jobs import run_items
 from histosynth.wsi.tiling import TileConfig, tile_slide
 
 if TYPE_CHECKING:
     from histosynth.distributed.executors import Executor
+    from histosynth.wsi.schemes import LabelScheme
 
-__all__ = ["KIND", "SLIDE_SUFFIXES", "find_slides", "read_tiles", "run_tile_stage"]
+__all__ = ["SLIDE_SUFFIXES", "find_slides", "read_tiles", "run"]
 
-KIND = "tiles"
 SLIDE_SUFFIXES = (
     ".svs",
     ".tif",
@@ -96,12 +108,12 @@ def _labels_for(width: int, height: int, *, annotations: Path, scheme: Any, slid
 
 
 def _tile_one(
-    slide: str, item: dict[str, str], *, folder: str, config: TileConfig, annotations: str | None, scheme: Any
+    slide: str, item: dict[str, str], *, folder: str, cfg: TileConfig, annotations: str | None, scheme: Any
 ) -> dict[str, Any]:
     labels = None
     if annotations is not None:
         labels = functools.partial(_labels_for, annotations=Path(annotations), scheme=scheme, slide=slide)
-    info = tile_slide(slide, item["path"], item["split"], folder, config, labels=labels)
+    info = tile_slide(slide, item["path"], item["split"], folder, cfg, labels=labels)
     if annotations is not None:
         from histosynth.wsi.label_sources import find_annotation
 
@@ -110,50 +122,59 @@ def _tile_one(
     return info
 
 
-def run_tile_stage(
-    slides: dict[str, Path],
-    folder: str | Path,
-    config: TileConfig,
+def run(
+    slides: Mapping[str, str | Path] | Iterable[str | Path],
+    out: str | Path,
+    cfg: TileConfig | None = None,
+    *,
     annotations: str | Path | None = None,
-    scheme: Any = None,
-    workers: int = 1,
+    classes: LabelScheme | str | None = None,
+    executor: Executor | None = None,
     overwrite: bool = False,
     show_progress: bool = True,
-    executor: Executor | None = None,
-) -> tuple[RunSummary, dict[str, Any]]:
-    """Tile every slide into ``folder``, resuming a previous run of the same settings.
+) -> StageResult:
+    """Tile every slide into ``out``, resuming a previous run of the same settings.
 
     Parameters
     ----------
     slides
-        Slide name → path (see :func:`find_slides`).
-    folder
-        Output folder.
-    config
-        Tiling settings.
-    annotations, scheme
-        Optional annotation folder and :class:`~histosynth.wsi.schemes.LabelScheme`: adds
+        Slide name → path, or slide files and folders (see :func:`find_slides`).
+    out
+        The tiles folder.
+    cfg
+        Tiling settings (default :class:`~histosynth.wsi.tiling.TileConfig`).
+    annotations, classes
+        Optional annotation folder and its label scheme (a
+        :class:`~histosynth.wsi.schemes.LabelScheme`, a classes.json or a preset name): adds
         class fractions to the table and colours the QC grid.
-    workers
-        Slides tiled in parallel (processes).
+    executor
+        Where slides are tiled (:mod:`histosynth.distributed.executors`; default: here). Each
+        slide writes its own shard, merged in slide order, so the table is the same whichever
+        executor ran it.
     overwrite
         Replace a folder that holds another artefact.
-    executor
-        Where slides are tiled (:mod:`histosynth.distributed.executors`); overrides
-        ``workers``. Each slide writes its own shard, merged in slide order, so the table is
-        the same whichever executor ran it.
 
     Returns
     -------
-    summary, manifest
-        The per-slide outcome (failures with reasons) and the manifest written.
+    StageResult
+        The folder, its manifest (``slides`` holds per-slide facts, ``failed`` the reasons) and
+        the per-slide outcome.
     """
-    if (annotations is None) != (scheme is None):
+    cfg = cfg or TileConfig()
+    if not isinstance(slides, Mapping):
+        slides = find_slides(slides)
+    slides = {name: Path(path) for name, path in slides.items()}
+    if (annotations is None) != (classes is None):
         raise ConfigError("--annotations and --classes go together: give both or neither")
-    splits = assign_splits(slides, config.split, config.seed)
-    cfg = config_to_dict(config)
+    scheme = classes
+    if isinstance(classes, str):
+        from histosynth.wsi.schemes import load_scheme
+
+        scheme = load_scheme(classes)
+    splits = assign_splits(slides, cfg.split, cfg.seed)
+    config = config_to_dict(cfg)
     if annotations is not None:
-        cfg["labels"] = {
+        config["labels"] = {
             "annotations": str(Path(annotations).resolve()),
             "classes": scheme.classes.to_json(),
             "aliases": dict(scheme.aliases),
@@ -162,30 +183,28 @@ def run_tile_stage(
     # By name and content, not path: moving the slides or the repository keeps the artefact id.
     listing = "\n".join(f"{k}\t{file_fingerprint(v)}" for k, v in sorted(slides.items()))
     inputs = {"slides": "slides-" + hashlib.sha256(listing.encode()).hexdigest()[:16]}
-    out = prepare_output(folder, KIND, cfg, inputs, overwrite=overwrite)
+    folder = prepare_output(out, Kind.TILES, config, inputs, overwrite=overwrite).folder
     work = functools.partial(
         _tile_one,
-        folder=str(out.folder),
-        config=config,
+        folder=str(folder),
+        cfg=cfg,
         annotations=None if annotations is None else str(annotations),
         scheme=scheme,
     )
     items = [(name, {"path": str(path), "split": splits[name]}) for name, path in slides.items()]
-    summary = run_items(
-        items, work, out.folder, desc="tile", workers=workers, executor=executor, show_progress=show_progress
-    )
+    summary = run_items(items, work, folder, desc="tile", executor=executor, show_progress=show_progress)
     done = summary.outputs()
-    n_tiles = _merge_shards(out.folder, [k for k in slides if k in done])
+    n_tiles = _merge_shards(folder, [k for k in slides if k in done])
     manifest = write_manifest(
-        out.folder,
-        KIND,
-        cfg,
+        folder,
+        Kind.TILES,
+        config,
         inputs,
         counts={"slides": len(slides), "done": len(done), "failed": len(summary.failed), "tiles": n_tiles},
         slides={k: done[k] for k in slides if k in done},
         failed=[{"slide": r.key, "reason": r.error} for r in summary.failed],
     )
-    return summary, manifest
+    return StageResult(folder, manifest, summary)
 
 
 def _merge_shards(folder: Path, keys: list[str]) -> int:
@@ -218,11 +237,9 @@ _EMPTY_SCHEMA = [
 ]
 
 
-def read_tiles(folder: str | Path):
+def read_tiles(tiles: str | Path):
     """The tiles table and manifest of a finished ``tile`` run, as (DataFrame, dict)."""
     import pandas as pd
 
-    from histosynth.artifacts import read_manifest
-
-    manifest = read_manifest(folder, KIND)
-    return pd.read_parquet(Path(folder) / "tiles.parquet"), manifest
+    manifest = read_manifest(tiles, Kind.TILES)
+    return pd.read_parquet(Path(tiles) / "tiles.parquet"), manifest

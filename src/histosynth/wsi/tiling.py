@@ -15,14 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from histosynth.artifacts import atomic_write_bytes
+from histosynth.artifacts import Kind, atomic_write_bytes, read_manifest
 from histosynth.config import register_presets
 from histosynth.data.splits import SplitConfig
 from histosynth.wsi.base import SlideError
 from histosynth.wsi.grid import box_fractions, grid_origins, tile_geometry
 from histosynth.wsi.tissue import TissueConfig, TissueMask, detect_tissue
 
-__all__ = ["TILE_COLUMNS", "TileConfig", "load_tissue_mask", "save_png", "tile_slide"]
+__all__ = ["TILE_COLUMNS", "TileConfig", "load_tissue_mask", "save_png", "slide_facts", "tile_slide"]
 
 # The tiles-table contract (docs/architecture.md); `slide_mpp` and, with annotations,
 # `fractions` follow as extra columns.
@@ -103,13 +103,18 @@ def save_png(path: Path, arr: np.ndarray) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_tissue_mask(folder: str | Path, slide: str, info: dict[str, Any]) -> TissueMask:
+def slide_facts(tiles: str | Path) -> dict[str, dict[str, Any]]:
+    """Slide name → what a finished ``tile`` run recorded of it (path, size, mpp, threshold...)."""
+    return read_manifest(tiles, Kind.TILES).get("slides", {})
+
+
+def load_tissue_mask(tiles: str | Path, slide: str, info: dict[str, Any]) -> TissueMask:
     """The tissue mask and thumbnail a finished ``tile`` run saved for ``slide``."""
     from PIL import Image
 
-    with Image.open(Path(folder) / "masks" / f"{slide}.png") as im:
+    with Image.open(Path(tiles) / "masks" / f"{slide}.png") as im:
         mask = np.asarray(im.convert("L")) > 127
-    with Image.open(Path(folder) / "masks" / f"{slide}.thumb.png") as im:
+    with Image.open(Path(tiles) / "masks" / f"{slide}.thumb.png") as im:
         thumb = np.asarray(im.convert("RGB"))
     return TissueMask(mask, thumb, float(info["thumb_scale"]), float(info["threshold"]))
 
@@ -119,7 +124,7 @@ def tile_slide(
     path: str | Path,
     split: str,
     folder: str | Path,
-    config: TileConfig,
+    cfg: TileConfig,
     labels: Callable[[int, int], Any] | None = None,
 ) -> dict[str, Any]:
     """Tile one slide; write its table shard, tissue mask and QC picture into ``folder``.
@@ -134,7 +139,7 @@ def tile_slide(
         The slide's split.
     folder
         The tiles artefact folder.
-    config
+    cfg
         Tiling settings.
     labels
         Optional callable ``(width0, height0) -> (LabelSource, fill_id) | None``, called with
@@ -156,28 +161,28 @@ def tile_slide(
     from histosynth.wsi.readers import open_slide
 
     folder = Path(folder)
-    with open_slide(path, mpp=config.slide_mpp, reader=config.reader) as reader:
+    with open_slide(path, mpp=cfg.slide_mpp, reader=cfg.reader) as reader:
         slide_mpp = reader.require_mpp()
-        geo = tile_geometry(slide_mpp, config.mpp, config.size, config.overlap)
+        geo = tile_geometry(slide_mpp, cfg.mpp, cfg.size, cfg.overlap)
         level = reader.best_level(geo.downsample)
-        tissue = detect_tissue(reader, config.tissue)
+        tissue = detect_tissue(reader, cfg.tissue)
         width, height = reader.dimensions
     if not tissue.mask.any():
         raise SlideError(f"{path}: no tissue found (saturation threshold {tissue.threshold:.3f})")
     x0, y0 = grid_origins(width, height, geo.size0, geo.stride0)
     frac = box_fractions(tissue.mask, tissue.scale, x0, y0, geo.size0)
-    keep = frac >= config.min_tissue
+    keep = frac >= cfg.min_tissue
     x0, y0, frac = x0[keep], y0[keep], frac[keep]
     if len(x0) == 0:
         raise SlideError(
-            f"{path}: tissue found, but no {config.size} px patch at {config.mpp} µm/px "
-            f"has {config.min_tissue:.0%} tissue"
+            f"{path}: tissue found, but no {cfg.size} px patch at {cfg.mpp} µm/px "
+            f"has {cfg.min_tissue:.0%} tissue"
         )
     splits = [split] * len(x0)
-    if config.split.by == "region" and config.split.file is None:
+    if cfg.split.by == "region" and cfg.split.file is None:
         from histosynth.data.splits import region_splits
 
-        splits, apart = region_splits(slide, x0, y0, geo.size0, slide_mpp, config.split, config.seed)
+        splits, apart = region_splits(slide, x0, y0, geo.size0, slide_mpp, cfg.split, cfg.seed)
         x0, y0, frac, splits = (
             x0[apart],
             y0[apart],
@@ -191,8 +196,8 @@ def tile_slide(
         "x0": x0.astype(np.int64),
         "y0": y0.astype(np.int64),
         "size0": np.full(n, geo.size0),
-        "size": np.full(n, config.size, np.int64),
-        "mpp": np.full(n, config.mpp),
+        "size": np.full(n, cfg.size, np.int64),
+        "mpp": np.full(n, cfg.mpp),
         "level": np.full(n, level, np.int64),
         "tissue": frac.astype(np.float64),
         "split": splits,
@@ -204,7 +209,7 @@ def tile_slide(
         source, fill_id = found
         fractions = np.stack(
             [
-                _fractions(source, tissue, fill_id, int(a), int(b), geo.size0, config.size)
+                _fractions(source, tissue, fill_id, int(a), int(b), geo.size0, cfg.size)
                 for a, b in zip(x0, y0, strict=True)
             ]
         )
@@ -215,7 +220,7 @@ def tile_slide(
         colors = lut[fractions[:, 1:].argmax(1) + 1]
     save_png(folder / "masks" / f"{slide}.png", (tissue.mask * 255).astype(np.uint8))
     save_png(folder / "masks" / f"{slide}.thumb.png", tissue.thumbnail)
-    save_png(folder / "qc" / f"{slide}.png", qc_picture(tissue, x0, y0, geo.size0, colors, config.qc_side))
+    save_png(folder / "qc" / f"{slide}.png", qc_picture(tissue, x0, y0, geo.size0, colors, cfg.qc_side))
     atomic_write_bytes(folder / "_shards" / f"{slide}.parquet", _table_bytes(rows))
     return {
         "path": str(Path(path).resolve()),
@@ -237,5 +242,5 @@ def _fractions(
     label = source.label_region(x0, y0, size0, size)
     if fill_id is not None:
         label[(label == 0) & tissue.region(x0, y0, size0, size)] = fill_id
-    n = max(source.classes.ids) + 1
+    n = source.classes.num_classes
     return np.bincount(label.ravel(), minlength=n)[:n] / label.size

@@ -183,7 +183,7 @@ def tissue_mask(
     return (saturation(rgb) >= threshold) & (rgb.mean(axis=-1) <= max_brightness)
 
 
-def detect_tissue(slide: SlideReader, config: TissueConfig = TissueConfig()) -> TissueMask:
+def detect_tissue(slide: SlideReader, cfg: TissueConfig = TissueConfig()) -> TissueMask:
     """Compute the tissue mask of a slide on a thumbnail.
 
     Raises
@@ -191,36 +191,34 @@ def detect_tissue(slide: SlideReader, config: TissueConfig = TissueConfig()) -> 
     SlideError
         Through :meth:`SlideReader.require_mpp` when the slide has no resolution.
     """
-    thumb, scale = read_thumbnail(slide, config.thumb_mpp, config.max_thumb_side)
+    thumb, scale = read_thumbnail(slide, cfg.thumb_mpp, cfg.max_thumb_side)
     um_per_px = scale * slide.require_mpp()
-    return mask_from_thumbnail(thumb, scale, um_per_px, config)
+    return mask_from_thumbnail(thumb, scale, um_per_px, cfg)
 
 
-def mask_from_thumbnail(
-    thumb: np.ndarray, scale: float, um_per_px: float, config: TissueConfig
-) -> TissueMask:
+def mask_from_thumbnail(thumb: np.ndarray, scale: float, um_per_px: float, cfg: TissueConfig) -> TissueMask:
     """The tissue mask of an RGB thumbnail whose pixels are ``um_per_px`` µm wide."""
     from scipy import ndimage
     from skimage import morphology
     from skimage.filters import threshold_otsu
 
     sat = saturation(thumb)
-    bright = thumb.mean(axis=-1) > config.max_brightness
-    if config.method == "otsu":
+    bright = thumb.mean(axis=-1) > cfg.max_brightness
+    if cfg.method == "otsu":
         # Otsu over all pixels, glass included: it must see both modes to split them.
         thr = float(threshold_otsu(sat)) if np.ptp(sat) > 0 else 1.0
-        thr = max(thr, config.min_threshold)
+        thr = max(thr, cfg.min_threshold)
     else:
-        thr = config.threshold
+        thr = cfg.threshold
     mask = (sat >= thr) & ~bright
-    r = round(config.close_um / um_per_px)
+    r = round(cfg.close_um / um_per_px)
     if r >= 1:
         # Pad before closing so tissue at the border is not eroded by the implicit zero frame.
         fp = morphology.disk(r)
         mask = ndimage.binary_closing(np.pad(mask, r, mode="edge"), structure=fp)[r:-r, r:-r]
     px_area = um_per_px**2
-    if config.min_hole_um2 > 0:
-        mask = morphology.remove_small_holes(mask, max_size=max(1, int(config.min_hole_um2 / px_area)))
-    if config.min_object_um2 > 0:
-        mask = morphology.remove_small_objects(mask, max_size=max(1, int(config.min_object_um2 / px_area)))
+    if cfg.min_hole_um2 > 0:
+        mask = morphology.remove_small_holes(mask, max_size=max(1, int(cfg.min_hole_um2 / px_area)))
+    if cfg.min_object_um2 > 0:
+        mask = morphology.remove_small_objects(mask, max_size=max(1, int(cfg.min_object_um2 / px_area)))
     return TissueMask(mask.astype(bool), thumb, scale, thr)

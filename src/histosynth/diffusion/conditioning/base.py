@@ -1,4 +1,4 @@
-"""What every conditioning variant returns, and the registry of variants.
+"""What every conditioning variant is and returns, and how one is built by name.
 
 A variant turns ``(maps, crops, drop_map, drop_crops)`` into two things for the UNet:
 channels concatenated with the noisy latent (``spatial``), and tokens its cross-attention
@@ -9,27 +9,25 @@ Every variant emits a learned *null token* first, always valid: cross-attention 
 sees an all-masked row, a sample with its crops dropped attends to the null token alone, and
 the variants without crop tokens drive the same UNet (same size, same attention layers), so
 the ablation changes only the conditioning.
+
+Each variant says on its class what it needs, so the trainer, the sampler and the denoiser ask
+the class instead of comparing names: :attr:`Conditioning.uses_crops`,
+:attr:`Conditioning.reads_positions` and :attr:`Conditioning.preset_widths`.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from histosynth.diffusion.conditioning import CONDITIONINGS
 from histosynth.diffusion.inputs import CropBatch
-from histosynth.registry import Registry
 
-__all__ = ["CONDITIONINGS", "Conditioning", "Conditions"]
-
-CONDITIONINGS: Registry[type] = Registry("conditioning")
-CONDITIONINGS.add("map", "histosynth.diffusion.conditioning.map:MapConditioning",
-                  help="semantic map only (the paper's baseline)")  # fmt: skip
-CONDITIONINGS.add("map+crops-spatial", "histosynth.diffusion.conditioning.spatial:SpatialCropConditioning",
-                  help="map + crops pasted in place, 1x1-conv mixed (the paper's model)")  # fmt: skip
-CONDITIONINGS.add("map+crops-tokens", "histosynth.diffusion.conditioning.tokens:TokenCropConditioning",
-                  help="map embedding + class-tagged crop tokens via cross-attention (ours)")  # fmt: skip
+__all__ = ["Conditioning", "Conditions", "make_conditioning"]
 
 
 @dataclass
@@ -52,8 +50,22 @@ class Conditioning(nn.Module):
         Image pixels per latent pixel (the codec's factor ``f``).
     cross_attention_dim
         Width ``D`` of the tokens.
+
+    Attributes
+    ----------
+    uses_crops
+        The variant reads exemplar crops; without it, crops are neither prepared nor picked.
+    reads_positions
+        The variant needs each crop's place in the image (``CropBatch.positions``): crops are
+        cut at their place, not centred.
+    preset_widths
+        Constructor arguments a backbone preset's ``conditioning`` table sets (encoder widths);
+        the others keep the defaults the class gives them.
     """
 
+    uses_crops: ClassVar[bool] = False
+    reads_positions: ClassVar[bool] = False
+    preset_widths: ClassVar[tuple[str, ...]] = ()
     spatial_channels: int
 
     def __init__(self, num_classes: int, downsample: int, cross_attention_dim: int) -> None:
@@ -96,3 +108,26 @@ class Conditioning(nn.Module):
             ``(B,)`` bool: replace this sample's map / crops by the learned "absent" value.
         """
         raise NotImplementedError
+
+
+def make_conditioning(
+    name: str, num_classes: int, downsample: int, cross_attention_dim: int, **kwargs: Any
+) -> Conditioning:
+    """The variant ``name`` of :data:`~histosynth.diffusion.conditioning.CONDITIONINGS`.
+
+    Raises
+    ------
+    ValueError
+        When ``kwargs`` holds an argument the variant does not take.
+    """
+    cls = CONDITIONINGS.get(name)
+    takes = [p for p in inspect.signature(cls).parameters if p not in ("num_classes", "downsample",
+                                                                       "cross_attention_dim")]  # fmt: skip
+    unknown = sorted(set(kwargs) - set(takes))
+    if unknown:
+        raise ValueError(
+            f"conditioning {name!r} takes no argument {unknown[0]!r}; it takes {takes or 'none besides the sizes'}"
+        )
+    return cls(
+        num_classes=num_classes, downsample=downsample, cross_attention_dim=cross_attention_dim, **kwargs
+    )

@@ -44,8 +44,11 @@ class MapConditioning(Conditioning):
         Output channels of the 1×1 mixing conv (3 in the paper).
     """
 
-    def __init__(self, num_classes: int, downsample: int, cross_attention_dim: int, mix_channels: int = 3,
-                 **_: object) -> None:  # fmt: skip
+    uses_crops = False  # the map alone; crops given are ignored
+
+    def __init__(
+        self, num_classes: int, downsample: int, cross_attention_dim: int, mix_channels: int = 3
+    ) -> None:
         super().__init__(num_classes, downsample, cross_attention_dim)
         self.spatial_channels = mix_channels
         self.masks = nn.Embedding(num_classes + 1, mix_channels, padding_idx=num_classes)

@@ -64,8 +64,12 @@ class SpatialCropConditioning(Conditioning):
         Output channels of the 1×1 mixing conv (3 in the paper).
     """
 
-    def __init__(self, num_classes: int, downsample: int, cross_attention_dim: int, mix_channels: int = 3,
-                 **_: object) -> None:  # fmt: skip
+    uses_crops = True
+    reads_positions = True  # each crop is pasted at its own place
+
+    def __init__(
+        self, num_classes: int, downsample: int, cross_attention_dim: int, mix_channels: int = 3
+    ) -> None:
         super().__init__(num_classes, downsample, cross_attention_dim)
         self.spatial_channels = mix_channels
         # Unit-variance outputs: one mask is on per pixel; a colour matrix sees 3 channels.

@@ -80,6 +80,9 @@ class TokenCropConditioning(Conditioning):
         See :class:`CropEncoder`.
     """
 
+    uses_crops = True  # as position-free tokens
+    preset_widths = ("map_embed_dim", "map_channels", "crop_widths", "crop_grid")
+
     def __init__(
         self,
         num_classes: int,
@@ -89,7 +92,6 @@ class TokenCropConditioning(Conditioning):
         map_channels: int = 8,
         crop_widths: tuple[int, ...] = (32, 64, 128),
         crop_grid: int = 2,
-        **_: object,
     ) -> None:
         super().__init__(num_classes, downsample, cross_attention_dim)
         self.spatial_channels = map_channels
