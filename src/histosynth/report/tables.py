@@ -142,8 +142,7 @@ def c2st_section(m: Mapping[str, Any]) -> str:
         "they were made from. The real-heldout column is held-out against training patches: other "
         "places of a slide are themselves partly separable, so read every value against it. The speckle "
         "ratio is the images' high-frequency energy (mean |Laplacian| of grey) over that of the held-out "
-        "patches: above 1 noise, below 1 blur.</p>"
-        + table(["", *map(_col_head, cols)], rows, "metrics")
+        "patches: above 1 noise, below 1 blur.</p>" + table(["", *map(_col_head, cols)], rows, "metrics")
     )
 
 
