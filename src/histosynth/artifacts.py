@@ -73,7 +73,7 @@ class Kind:
 
 class Summary(Protocol):
     """What one call of a stage did: :class:`histosynth.jobs.RunSummary` for stages that work
-    item by item (slides, batches), :class:`histosynth.train.loop.TrainSummary` for trainers."""
+    item by item (slides, batches), :class:`histosynth.train.skeleton.TrainSummary` for trainers."""
 
     @property
     def ok(self) -> bool:

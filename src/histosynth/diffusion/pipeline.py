@@ -21,8 +21,6 @@ depend on the batch it was made in (edm2 does the same per image).
 
 from __future__ import annotations
 
-import inspect
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +37,7 @@ from diffusers import (
 from diffusers.utils import BaseOutput
 
 from histosynth.diffusion.inputs import CropBatch, as_maps, make_crop_batch
+from histosynth.diffusion.sampling import denoise
 from histosynth.diffusion.schedule import NoiseSchedule
 
 __all__ = ["SAMPLERS", "GuidedConditions", "HistoSynthPipeline", "HistoSynthPipelineOutput", "make_scheduler"]
@@ -139,36 +138,23 @@ class HistoSynthPipeline(DiffusionPipeline):
         output_type
             ``"np"``, ``"pt"``, ``"pil"`` or ``"latent"``.
         """
-        den, device = self.denoiser, self._execution_device
-        dtype = den.dtype
+        den = self.denoiser
         gc = self.prepare_conditions(maps, crops, guidance_map, guidance_crops)
-        B = gc.maps.shape[0]
-        gens = self._generators(generator, B)
+        B, H, W = gc.maps.shape
         f = den.config.downsample
-        shape = (den.config.latent_channels, gc.maps.shape[1] // f, gc.maps.shape[2] // f)
-        latents = self._noise(gens, B, shape, device, dtype) * self.scheduler.init_noise_sigma
-        self.set_timesteps(num_inference_steps)
-        step_kwargs = self._step_kwargs(eta)
-        for t in self.progress_bar(self.scheduler.timesteps):
-            x = self.scheduler.scale_model_input(latents, t)
-            eps = self.guided_eps(x, t, gc, guidance_map, guidance_crops)
-            if self._needs_noise(eta):
-                step_kwargs["variance_noise"] = self._noise(gens, B, shape, device, dtype)
-            latents = self.scheduler.step(eps, t, latents, **step_kwargs).prev_sample
+        latents = denoise(
+            self.scheduler,
+            lambda x, t: self.guided_eps(x, t, gc, guidance_map, guidance_crops),
+            (B, den.config.latent_channels, H // f, W // f),
+            generator=generator, num_inference_steps=num_inference_steps, eta=eta,
+            device=self._execution_device, dtype=den.dtype, progress=self.progress_bar,
+        )  # fmt: skip
 
         images = latents if output_type == "latent" else self._decode(latents, output_type)
         self.maybe_free_model_hooks()
         return HistoSynthPipelineOutput(images) if return_dict else (images,)
 
     # ------------------------------------------------------------------------------ pieces
-    def set_timesteps(self, num_inference_steps: int) -> None:
-        """Set the scheduler's timesteps on the execution device."""
-        with warnings.catch_warnings():
-            # diffusers' DPM-Solver calls np.array() on a torch tensor, which numpy 2 flags
-            # (torch's __array__ lacks `copy`); harmless, and not ours to change.
-            warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
-            self.scheduler.set_timesteps(num_inference_steps, device=self._execution_device)
-
     def prepare_conditions(
         self, maps: Any, crops: Sequence[Sequence[Any]] | CropBatch | None, guidance_map: float,
         guidance_crops: float,
@@ -225,43 +211,6 @@ class HistoSynthPipeline(DiffusionPipeline):
             empty = out[2] if len(out) == 3 else map_only
             return empty + s_map * (map_only - empty) + s_crops * (full - map_only)
         return full if len(out) == 1 else out[1] + s_map * (full - out[1])
-
-    @staticmethod
-    def _generators(generator: Any, batch: int) -> list[torch.Generator] | torch.Generator | None:
-        if isinstance(generator, Sequence):
-            if len(generator) != batch:
-                raise ValueError(f"got {len(generator)} generators for {batch} samples; give one per sample")
-            return list(generator)
-        return generator
-
-    @staticmethod
-    def _noise(
-        gens: Any, batch: int, shape: tuple[int, ...], device: Any, dtype: torch.dtype
-    ) -> torch.Tensor:
-        if isinstance(gens, list):  # one draw per sample, on the generator's device
-            return torch.stack([torch.randn(shape, generator=g, device=g.device) for g in gens]).to(
-                device, dtype
-            )
-        dev = gens.device if gens is not None else device
-        return torch.randn((batch, *shape), generator=gens, device=dev).to(device, dtype)
-
-    def _needs_noise(self, eta: float) -> bool:
-        if isinstance(self.scheduler, DDIMScheduler):
-            return eta > 0
-        if isinstance(self.scheduler, DPMSolverMultistepScheduler):
-            return str(self.scheduler.config.algorithm_type).startswith("sde")
-        return False
-
-    def _step_kwargs(self, eta: float) -> dict[str, Any]:
-        params = inspect.signature(self.scheduler.step).parameters
-        kwargs: dict[str, Any] = {}
-        if "eta" in params:
-            kwargs["eta"] = eta
-        if self._needs_noise(eta) and "variance_noise" not in params:
-            raise ValueError(
-                f"{type(self.scheduler).__name__} cannot take per-sample noise; use a sampler of SAMPLERS"
-            )
-        return kwargs
 
     def _decode(self, latents: torch.Tensor, output_type: str) -> Any:
         images = self.codec.decode_latents(latents.to(self.codec.dtype))

@@ -1,13 +1,12 @@
 """Large images: synthesis beyond one patch, seam-free, written as a pyramidal slide.
 
 The latent canvas of the whole image is denoised by overlapping windows of the model's
-training size. At every step each window predicts ε for its part of the canvas, conditioned
-on its part of the map and on the exemplar crops of the classes it contains; predictions are
-blended with ramped weights and one scheduler step is taken on the whole canvas (MultiDiffusion,
-Bar-Tal et al. 2023; blending ε is the same as blending the stepped latents, because every
-sampler step here is linear in ε). Decoding is tiled the same way, into a memory-mapped
-canvas, so memory is bounded by the window for the networks and by the latent canvas (f² ×
-smaller than the image, per channel) for the state.
+training size: the windows' predictions are blended (MultiDiffusion,
+:class:`~histosynth.sample.multidiffusion.WindowBlend`) and the one denoising loop of the
+patches (:func:`~histosynth.diffusion.sampling.denoise`) steps the whole canvas, its noise
+drawn from the run's seed. Decoding is tiled the same way, into a memory-mapped canvas, so
+memory is bounded by the window for the networks and by the latent canvas (f² × smaller than
+the image, per channel) for the state.
 
 Output folder::
 
@@ -20,7 +19,7 @@ Output folder::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -141,7 +140,10 @@ def run(
     import torch
 
     from histosynth.data.geojson_export import write_geojson
+    from histosynth.diffusion.sampling import denoise
+    from histosynth.progress import progress
     from histosynth.sample.crop_bank import CropBank
+    from histosynth.sample.multidiffusion import WindowBlend
     from histosynth.sample.synthesis import Synthesizer
     from histosynth.seeding import torch_generator
 
@@ -167,45 +169,17 @@ def run(
     lw, ov = win // f, int(round(cfg.overlap * win / f))
     H, W = cfg.height // f, cfg.width // f
     windows = [(y, x) for y in window_origins(H, lw, ov) for x in window_origins(W, lw, ov)]
-    weight = torch.from_numpy(blend_weights(lw, ov)).to(device)
-    maps_t = torch.from_numpy(label)  # uint8: an int64 copy would be 8 bytes per image pixel
-
-    # Conditions per window batch are fixed across steps: compute them once, without autograd
-    # (a graph kept per window batch held the conditioning encoders' activations of every
-    # window: memory grew with the image). The window maps are kept as uint8 only: once the
-    # conditions exist, guided_eps reads nothing else.
-    batches = [windows[i : i + cfg.window_batch] for i in range(0, len(windows), cfg.window_batch)]
-    prepared = []
-    with torch.inference_mode():
-        for batch in batches:
-            wmaps = torch.stack([maps_t[y * f : (y + lw) * f, x * f : (x + lw) * f] for y, x in batch])
-            wcrops = [
-                [c for cls in np.unique(m.numpy()) for c in bank_crops.get(int(cls), [])] for m in wmaps
-            ]
-            gc = pipe.prepare_conditions(wmaps.to(device), wcrops if bank else None, cfg.guidance_map,
-                                         cfg.guidance_crops)  # fmt: skip
-            prepared.append(replace(gc, maps=wmaps.to(device)))
+    blend = WindowBlend(pipe, label, windows, lw, ov, bank_crops if bank else None, cfg.guidance_map,
+                        cfg.guidance_crops, cfg.window_batch)  # fmt: skip
 
     pipe.set_sampler(cfg.sampler)
+    # One generator for the one canvas: its initial noise, then any noise the sampler adds.
     gen = torch_generator(item_seed(cfg.seed, "large-noise"), device=device)
-    shape = (1, int(den.config.latent_channels), H, W)
-    latents = torch.randn(shape, generator=gen, device=device) * pipe.scheduler.init_noise_sigma
-    pipe.set_timesteps(cfg.steps)
-    from histosynth.progress import progress
-
     with torch.inference_mode():
-        for t in progress(pipe.scheduler.timesteps, desc="large image"):
-            x_in = pipe.scheduler.scale_model_input(latents, t)
-            acc = torch.zeros_like(latents)
-            wsum = torch.zeros((1, 1, H, W), device=device)
-            for batch, gc in zip(batches, prepared, strict=True):
-                xs = torch.cat([x_in[:, :, y : y + lw, x : x + lw] for y, x in batch])
-                eps = pipe.guided_eps(xs, t, gc, cfg.guidance_map, cfg.guidance_crops)
-                for (y, x), e in zip(batch, eps, strict=True):
-                    acc[0, :, y : y + lw, x : x + lw] += e * weight
-                    wsum[0, :, y : y + lw, x : x + lw] += weight
-            latents = pipe.scheduler.step(acc.div_(wsum), t, latents).prev_sample
-
+        latents = denoise(
+            pipe.scheduler, blend, (1, int(den.config.latent_channels), H, W), generator=[gen],
+            num_inference_steps=cfg.steps, device=device, progress=lambda ts: progress(ts, desc="large image"),
+        )  # fmt: skip
         image = _decode_tiled(pipe, latents, windows, lw, ov, f, folder)
     mpp = cfg.mpp or (bank.mpp if bank is not None and bank.mpp else 0.5)
     write_pyramid_tiff(folder / "image.tif", array_region_fn(image), (cfg.width, cfg.height), mpp,

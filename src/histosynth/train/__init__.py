@@ -19,7 +19,7 @@ __all__ = ["CodecTrainConfig", "TrainConfig", "TrainSummary"]
 _WHERE = {
     "CodecTrainConfig": "histosynth.train.codec",
     "TrainConfig": "histosynth.train.config",
-    "TrainSummary": "histosynth.train.loop",
+    "TrainSummary": "histosynth.train.skeleton",
 }
 
 __getattr__ = lazy_getattr(__name__, _WHERE)

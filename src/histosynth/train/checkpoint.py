@@ -9,6 +9,9 @@
         optimizer.pt   AdamW state (torch.save of tensors and numbers; loaded weights_only)
         trainer.pt     step, global RNG states, grad-scaler state
 
+``train-codec`` writes ``codec/`` and a ``training_state/`` of ``optimizer.pt`` (discriminator
+and both optimisers) and ``trainer.pt`` the same way (:func:`write_checkpoint`).
+
 A checkpoint is written to a hidden temporary folder and renamed into place, so a folder named
 ``step-*`` is always whole. Data order and per-step noise are functions of (seed, step)
 (see :mod:`histosynth.train.data`), so nothing else is needed to resume exactly.
@@ -35,7 +38,9 @@ __all__ = [
     "load_checked",
     "load_denoiser",
     "load_state",
+    "load_trained",
     "save_checkpoint",
+    "write_checkpoint",
 ]
 
 
@@ -54,12 +59,10 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
-def save_checkpoint(
+def write_checkpoint(
     root: str | Path,
     step: int,
-    pipeline: Any,
-    model: Any,
-    optimizer: torch.optim.Optimizer,
+    write: Callable[[Path], None],
     extra: dict[str, Any] | None = None,
     keep: int = 2,
 ) -> Path:
@@ -71,35 +74,61 @@ def save_checkpoint(
         The ``checkpoints`` folder.
     step
         Optimiser steps done.
-    pipeline
-        A ``HistoSynthPipeline`` holding the EMA denoiser, codec and scheduler.
-    model
-        The raw (unwrapped) denoiser.
-    optimizer
-        The optimiser.
+    write
+        ``write(folder)`` saves the weights and optimiser state into the (temporary) checkpoint
+        folder, whose ``training_state/`` exists; ``trainer.pt`` is added after it.
     extra
         More state for ``trainer.pt`` (tensors, numbers, strings, lists and dicts of them).
     keep
-        Checkpoints kept (older ones are removed).
+        Checkpoints kept (older ones are removed; 0 keeps all).
     """
     root = Path(root)
     final = root / f"step-{step:08d}"
     tmp = root / f".step-{step:08d}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    pipeline.save_pretrained(tmp)
-    state = tmp / "training_state"
-    model.save_pretrained(state / "denoiser")
-    torch.save(optimizer.state_dict(), state / "optimizer.pt")
+    (tmp / "training_state").mkdir(parents=True)
+    write(tmp)
     trainer = {"step": step, "torch_rng": torch.get_rng_state(), **(extra or {})}
     if torch.cuda.is_available():
         trainer["cuda_rng"] = torch.cuda.get_rng_state_all()
-    torch.save(trainer, state / "trainer.pt")
+    torch.save(trainer, tmp / "training_state" / "trainer.pt")
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
     for old in checkpoints(root)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def save_checkpoint(
+    root: str | Path,
+    step: int,
+    pipeline: Any,
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    extra: dict[str, Any] | None = None,
+    keep: int = 2,
+) -> Path:
+    """Write a ``histosynth train`` checkpoint (see :func:`write_checkpoint`).
+
+    Parameters
+    ----------
+    root, step, extra, keep
+        As :func:`write_checkpoint`.
+    pipeline
+        A ``HistoSynthPipeline`` holding the EMA denoiser, codec and scheduler.
+    model
+        The raw (unwrapped) denoiser.
+    optimizer
+        The optimiser.
+    """
+
+    def write(folder: Path) -> None:
+        pipeline.save_pretrained(folder)
+        model.save_pretrained(folder / "training_state" / "denoiser")
+        torch.save(optimizer.state_dict(), folder / "training_state" / "optimizer.pt")
+
+    return write_checkpoint(root, step, write, extra, keep)
 
 
 def load_state(ckpt: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -133,8 +162,9 @@ def load_checked(folder: str | Path, load: Callable[[], T]) -> T:
         ) from None
 
 
-def load_denoiser(folder: str | Path) -> Any:
-    """A denoiser saved in a checkpoint, with no trace of where it was loaded from.
+def load_trained(cls: type[T], folder: str | Path) -> T:
+    """A model of a diffusers ``ModelMixin`` class saved in a checkpoint, with no trace of where
+    it was loaded from.
 
     diffusers records the load path as ``_name_or_path`` in the model's config, and
     ``save_pretrained`` writes it back: a resumed run's checkpoints would then differ from an
@@ -142,11 +172,16 @@ def load_denoiser(folder: str | Path) -> Any:
     """
     from diffusers.configuration_utils import FrozenDict
 
-    from histosynth.diffusion.denoiser import HistoDenoiser
-
-    model = load_checked(folder, lambda: HistoDenoiser.from_pretrained(folder, use_safetensors=True))
+    model = load_checked(folder, lambda: cls.from_pretrained(folder, use_safetensors=True))
     model._internal_dict = FrozenDict({k: v for k, v in model.config.items() if k != "_name_or_path"})
     return model
+
+
+def load_denoiser(folder: str | Path) -> Any:
+    """A denoiser saved in a checkpoint (see :func:`load_trained`)."""
+    from histosynth.diffusion.denoiser import HistoDenoiser
+
+    return load_trained(HistoDenoiser, folder)
 
 
 def restore_rng(trainer: dict[str, Any]) -> None:

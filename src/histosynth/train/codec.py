@@ -13,14 +13,17 @@ codec's config. The output folder::
     <out>/recon.png     real | reconstruction, a few patches
     <out>/stats.jsonl, <out>/loss.png, <out>/checkpoints/step-*/, manifest.json (kind "codec")
 
-Runs resume exactly on re-running the same command, as ``histosynth train`` does.
+Claiming the folder, resuming, the stats, stopping (first Ctrl-C, ``run.max_minutes``, the
+callback) and checkpoints are the trainer skeleton's (:mod:`histosynth.train.skeleton`), as in
+``histosynth train``: a run resumes exactly on re-running the same command, and a finished run
+goes on when asked for more ``run.steps``.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,17 +31,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from histosynth.artifacts import Kind, StageResult, prepare_output, read_manifest, write_manifest
+from histosynth.artifacts import Kind, StageResult, write_manifest
 from histosynth.config import config_to_dict, register_presets
 from histosynth.data.patch_dataset import PatchDataset, encode_png
 from histosynth.diffusion.codec import CODEC_PRESETS, KLCodec, build_codec, measure_scale
-from histosynth.progress import progress
 from histosynth.seeding import item_seed
-from histosynth.train.checkpoint import latest_checkpoint, load_state, restore_rng
+from histosynth.train.checkpoint import load_trained, write_checkpoint
 from histosynth.train.config import DataConfig, identity_config
 from histosynth.train.data import BatchPlan, TrainData, make_loader
-from histosynth.train.grid import grid_image, loss_curve
-from histosynth.train.loop import TrainSummary
+from histosynth.train.grid import grid_image
+from histosynth.train.skeleton import Every, Resume, StatsLog, TrainSummary, claim_run, run_steps
 
 __all__ = ["CodecTrainConfig", "PatchDiscriminator", "run"]
 
@@ -127,32 +129,38 @@ class PatchDiscriminator(nn.Module):
         return self.net(x)
 
 
-def _save(folder: Path, step: int, codec: KLCodec, disc: nn.Module, opts: dict, keep: int) -> None:
-    root = folder / "checkpoints"
-    tmp, final = root / f".step-{step:08d}.tmp", root / f"step-{step:08d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    codec.save_pretrained(tmp / "codec")
-    state = tmp / "training_state"
-    state.mkdir(parents=True)
-    torch.save(
-        {"disc": disc.state_dict(), **{k: o.state_dict() for k, o in opts.items()}}, state / "optimizer.pt"
-    )
-    torch.save({"step": step, "torch_rng": torch.get_rng_state()}, state / "trainer.pt")
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.replace(final)
-    for old in sorted(p for p in root.glob("step-*") if p.is_dir())[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+def run(
+    dataset: str | Path,
+    out: str | Path,
+    cfg: CodecTrainConfig | None = None,
+    *,
+    overwrite: bool = False,
+    callback: Callable[[int], bool | None] | None = None,
+    show_progress: bool = True,
+) -> StageResult:
+    """Train (or resume, or extend) a KL codec on a patch dataset; pass ``out`` to ``train --codec``.
 
-
-def run(dataset: str | Path, out: str | Path, cfg: CodecTrainConfig | None = None, *, overwrite: bool = False,
-        show_progress: bool = True) -> StageResult:  # fmt: skip
-    """Train (or resume) a KL codec on a patch dataset; pass ``out`` to ``train --codec``.
+    Parameters
+    ----------
+    dataset
+        A patch dataset folder.
+    out
+        The codec's folder (created; resumed when it holds the same run).
+    cfg
+        The resolved config (default :class:`CodecTrainConfig`).
+    overwrite
+        Start afresh when ``out`` holds another run.
+    callback
+        ``callback(step_done)`` after each step; a true return stops the run with a checkpoint
+        (as Ctrl-C does); an exception aborts it without one.
+    show_progress
+        Show a progress bar (also off with ``HISTOSYNTH_PROGRESS=0``).
 
     Returns
     -------
     StageResult
         The codec folder, its manifest (``None`` when the run stopped early) and a
-        :class:`~histosynth.train.loop.TrainSummary`.
+        :class:`~histosynth.train.skeleton.TrainSummary`.
     """
     cfg = cfg or CodecTrainConfig()
     if CODEC_PRESETS.get(cfg.codec, {}).get("kind") != "kl":
@@ -162,17 +170,17 @@ def run(dataset: str | Path, out: str | Path, cfg: CodecTrainConfig | None = Non
     if r.threads:
         torch.set_num_threads(r.threads)
     ds = PatchDataset(dataset, split=cfg.data.split)
-    folder, ident = Path(out), identity_config(cfg, RUN_LENGTH)
-    claim = prepare_output(folder, Kind.CODEC, ident, {"dataset": ds.id}, overwrite=overwrite)
-    if claim.complete and read_manifest(folder, Kind.CODEC)["counts"]["steps"] >= r.steps:
-        return StageResult(folder, read_manifest(folder, Kind.CODEC), TrainSummary(r.steps, True, None))
-    (folder / "manifest.json").unlink(missing_ok=True)
-    prepare_output(folder, Kind.CODEC, ident, {"dataset": ds.id})
+    folder, ident, inputs = Path(out), identity_config(cfg, RUN_LENGTH), {"dataset": ds.id}
+    finished = claim_run(folder, Kind.CODEC, ident, inputs, r.steps, overwrite=overwrite)
+    if finished is not None:
+        return StageResult(folder, finished, TrainSummary(finished["counts"]["steps"], True, None))
     data = TrainData(ds, cfg.data, r.seed, with_crops=False)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    ckpt = latest_checkpoint(folder / "checkpoints")
+    resume = Resume.latest(folder)
     torch.manual_seed(item_seed(r.seed, "init"))
-    codec = KLCodec.from_pretrained(ckpt / "codec", use_safetensors=True) if ckpt else build_codec(cfg.codec)
+    codec = (
+        load_trained(KLCodec, resume.checkpoint / "codec") if resume.checkpoint else build_codec(cfg.codec)
+    )
     disc = PatchDiscriminator(cfg.loss.disc_channels, cfg.loss.disc_layers)
     codec.to(device).train()
     disc.to(device).train()
@@ -180,25 +188,20 @@ def run(dataset: str | Path, out: str | Path, cfg: CodecTrainConfig | None = Non
         "codec_opt": torch.optim.AdamW(codec.parameters(), lr=r.lr, betas=(0.5, 0.9), weight_decay=0.0),
         "disc_opt": torch.optim.AdamW(disc.parameters(), lr=r.lr, betas=(0.5, 0.9), weight_decay=0.0),
     }
-    start = 0
-    if ckpt:
-        trainer, saved = load_state(ckpt)
-        disc.load_state_dict(saved["disc"])
+    if resume.checkpoint:
+        disc.load_state_dict(resume.optimizer["disc"])
         for k, o in opts.items():
-            o.load_state_dict(saved[k])
-        restore_rng(trainer)
-        start = int(trainer["step"])
-    plan = BatchPlan(len(data), r.batch_size, seed=r.seed)
-    loader = iter(make_loader(data, plan, start, r.steps, cfg.data.workers))
-    stats = folder / "stats.jsonl"
-    if stats.is_file():  # drop lines past the checkpoint we resume from
-        keep = [ln for ln in stats.read_text().splitlines() if ln and json.loads(ln)["step"] <= start]
-        stats.write_text("".join(ln + "\n" for ln in keep))
-    deadline = None if r.max_minutes is None else time.monotonic() + 60 * r.max_minutes
+            o.load_state_dict(resume.optimizer[k])
+    start = resume.step
+    loader = iter(
+        make_loader(data, BatchPlan(len(data), r.batch_size, seed=r.seed), start, r.steps, cfg.data.workers)
+    )
+    resume.restore_rng()  # after the loader, whose creation draws from the global RNG as it did at step 0
+    stats = StatsLog(folder / "stats.jsonl")
+    stats.truncate(start)
     win: dict[str, float] = {"rec": 0.0, "kl": 0.0, "adv": 0.0, "n": 0, "t": 0.0}
-    bar = progress(total=r.steps, initial=start, desc="train-codec", disable=not show_progress)
-    step = start
-    for step in range(start, r.steps):
+
+    def train_step(step: int) -> None:
         t0 = time.perf_counter()
         x = next(loader).images.to(device)
         gen = torch.Generator(device).manual_seed(item_seed(r.seed, "codec-noise", step))
@@ -225,24 +228,39 @@ def run(dataset: str | Path, out: str | Path, cfg: CodecTrainConfig | None = Non
             win[k] += float(v.detach())
         win["n"] += 1
         win["t"] += time.perf_counter() - t0
-        done = step + 1
-        stop = deadline is not None and time.monotonic() > deadline
-        if done % r.log_every == 0 or done == r.steps or stop:
-            n = max(win["n"], 1)
-            row = {"step": done, "loss": win["rec"] / n, "kl": win["kl"] / n, "adv": win["adv"] / n,
-                   "step_time": win["t"] / n}  # fmt: skip
-            with open(stats, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(row) + "\n")
-            win = {"rec": 0.0, "kl": 0.0, "adv": 0.0, "n": 0, "t": 0.0}
-            bar.set_postfix(l1=f"{row['loss']:.4f}")
-        bar.update(1)
-        if done % r.checkpoint_every == 0 or done == r.steps or stop:
-            _save(folder, done, codec, disc, opts, r.keep_checkpoints)
-        if stop:
-            bar.close()
-            return StageResult(folder, None, TrainSummary(done, False, None))
-    bar.close()
+
+    def log(done: int) -> dict[str, str]:
+        n = max(win["n"], 1)
+        row = {"step": done, "loss": win["rec"] / n, "kl": win["kl"] / n, "adv": win["adv"] / n,
+               "step_time": win["t"] / n}  # fmt: skip
+        stats.append(row)
+        win.update({"rec": 0.0, "kl": 0.0, "adv": 0.0, "n": 0, "t": 0.0})
+        return {"l1": f"{row['loss']:.4f}"}
+
+    def write(ckpt: Path) -> None:
+        codec.save_pretrained(ckpt / "codec")
+        state = {"disc": disc.state_dict(), **{k: o.state_dict() for k, o in opts.items()}}
+        torch.save(state, ckpt / "training_state" / "optimizer.pt")
+
+    done = run_steps(
+        start, r.steps, train_step, every=Every(r.log_every, r.checkpoint_every), log=log,
+        checkpoint=lambda step: write_checkpoint(folder / "checkpoints", step, write, keep=r.keep_checkpoints),
+        callback=callback, max_minutes=r.max_minutes, desc="train-codec", show_progress=show_progress,
+    )  # fmt: skip
+    rows = stats.rows()
+    final_l1 = rows[-1]["loss"] if rows else None
+    if done < r.steps:
+        return StageResult(folder, None, TrainSummary(done, False, final_l1))
     codec.eval()
+    scale, shift = _finish(folder, codec, data, device)
+    stats.plot(folder / "loss.png", "codec L1")
+    manifest = write_manifest(folder, Kind.CODEC, ident, inputs, {"steps": r.steps}, run=config_to_dict(r),
+                              scaling_factor=scale, shift_factor=shift, final_l1=final_l1)  # fmt: skip
+    return StageResult(folder, manifest, TrainSummary(done, True, final_l1))
+
+
+def _finish(folder: Path, codec: KLCodec, data: TrainData, device: torch.device) -> tuple[float, float]:
+    """Measure the latent scale and shift, draw ``recon.png`` and save the codec; ``(scale, shift)``."""
     rows = np.linspace(0, len(data) - 1, min(len(data), 512)).round().astype(int)
     imgs = [torch.from_numpy(data.load(int(i))[0]).permute(2, 0, 1).float() / 127.5 - 1 for i in rows]
     scale, shift = measure_scale(codec, [torch.stack(imgs[i : i + 32]) for i in range(0, len(imgs), 32)])
@@ -255,9 +273,4 @@ def run(dataset: str | Path, out: str | Path, cfg: CodecTrainConfig | None = Non
     )
     shutil.rmtree(folder / "codec", ignore_errors=True)
     codec.save_pretrained(folder / "codec")
-    lines = [json.loads(ln) for ln in stats.read_text().splitlines() if ln]
-    loss_curve([s["step"] for s in lines], [s["loss"] for s in lines], folder / "loss.png", "codec L1")
-    final_l1 = lines[-1]["loss"] if lines else None
-    manifest = write_manifest(folder, Kind.CODEC, ident, {"dataset": ds.id}, {"steps": r.steps}, run=config_to_dict(r),
-                              scaling_factor=scale, shift_factor=shift, final_l1=final_l1)  # fmt: skip
-    return StageResult(folder, manifest, TrainSummary(step + 1 if r.steps > start else start, True, final_l1))
+    return scale, shift

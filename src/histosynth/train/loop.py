@@ -20,28 +20,16 @@ with more ``run.steps`` (the learning rate is constant after warm-up).
 from __future__ import annotations
 
 import contextlib
-import json
 import resource
-import signal
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
-from histosynth.artifacts import (
-    MANIFEST,
-    Kind,
-    StageResult,
-    atomic_write_text,
-    prepare_output,
-    read_manifest,
-    write_manifest,
-)
+from histosynth.artifacts import Kind, StageResult, read_manifest, write_manifest
 from histosynth.config import ConfigError, config_to_dict
 from histosynth.data.patch_dataset import PatchDataset
 from histosynth.diffusion.codec import load_codec, measure_scale
@@ -50,40 +38,24 @@ from histosynth.diffusion.denoiser import build_denoiser
 from histosynth.diffusion.loss import DiffusionLoss
 from histosynth.diffusion.pipeline import HistoSynthPipeline, make_scheduler
 from histosynth.diffusion.schedule import NoiseSchedule
-from histosynth.progress import progress
 from histosynth.seeding import item_seed, torch_generator
-from histosynth.train.checkpoint import (
-    latest_checkpoint,
-    load_denoiser,
-    load_state,
-    restore_rng,
-    save_checkpoint,
-)
+from histosynth.train.checkpoint import load_denoiser, save_checkpoint
 from histosynth.train.config import TrainConfig, identity_config
 from histosynth.train.data import IDENTITY_LUT, BatchPlan, Curriculum, TrainData, make_loader
 from histosynth.train.draws import draw, sample_generators
 from histosynth.train.ema import EMA
-from histosynth.train.grid import loss_curve, save_grid
+from histosynth.train.grid import save_grid
+from histosynth.train.skeleton import (
+    Every,
+    Resume,
+    StatsLog,
+    TrainSummary,
+    claim_run,
+    finished_run,
+    run_steps,
+)
 
 __all__ = ["TrainSummary", "run", "schedule_of"]
-
-
-@dataclass(frozen=True)
-class TrainSummary:
-    """How a call of a trainer ended (the summary of its :class:`~histosynth.artifacts.StageResult`)."""
-
-    step: int  # optimiser steps done
-    finished: bool  # reached run.steps (the manifest is written)
-    loss: float | None  # mean loss of the last log interval
-
-    # A trainer fails as a whole, by raising, never item by item.
-    ok: ClassVar[bool] = True
-    failed: ClassVar[tuple] = ()
-
-    def describe(self, noun: str = "steps") -> str:
-        if self.finished:
-            return f"done at {self.step} {noun}"
-        return f"stopped at {self.step} {noun}; re-run the same command to continue"
 
 
 def schedule_of(cfg: TrainConfig) -> NoiseSchedule:
@@ -114,31 +86,6 @@ def _peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-class _Stop:
-    """A stop request: first Ctrl-C (main thread only), ``run.max_minutes``, or the callback."""
-
-    def __init__(self, max_minutes: float | None) -> None:
-        self.flag, self.deadline = False, None if max_minutes is None else time.monotonic() + 60 * max_minutes
-        self._old: Any = None
-
-    def __enter__(self) -> _Stop:
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._on_sigint)
-        return self
-
-    def _on_sigint(self, *_: Any) -> None:
-        self.flag = True
-        signal.signal(signal.SIGINT, self._old)  # a second Ctrl-C interrupts at once
-        print("\nstopping after this step (Ctrl-C again to abort)", flush=True)
-
-    def __exit__(self, *_: Any) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
-
-    def requested(self) -> bool:
-        return self.flag or (self.deadline is not None and time.monotonic() > self.deadline)
-
-
 def _adamw(params: Any, o: Any) -> torch.optim.Optimizer:
     """AdamW, fused where this torch has a fused kernel for the device (2× faster on a CPU)."""
     params = list(params)
@@ -146,18 +93,6 @@ def _adamw(params: Any, o: Any) -> torch.optim.Optimizer:
         return torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, fused=True)
     except (RuntimeError, ValueError):
         return torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
-
-
-def _claim(folder: Path, ident: dict[str, Any], inputs: dict[str, str], steps: int, overwrite: bool) -> bool:
-    """Claim the output folder; True when it already holds a run of at least ``steps`` steps."""
-    out = prepare_output(folder, Kind.MODEL, ident, inputs, overwrite=overwrite)
-    if not out.complete:
-        return False
-    if read_manifest(folder, Kind.MODEL)["counts"].get("steps", 0) >= steps:
-        return True
-    (folder / MANIFEST).unlink()  # extend a finished run: it is in progress again
-    prepare_output(folder, Kind.MODEL, ident, inputs)
-    return False
 
 
 def _build(cfg: TrainConfig, data: TrainData, num_classes: int, ckpt: Path | None) -> tuple[Any, Any, Any]:
@@ -203,19 +138,6 @@ def _write_grid(
     images = pipe(maps, crops, num_inference_steps=cfg.run.sample_steps, generator=gens).images
     classes = data.dataset.classes
     save_grid(path, maps, crops or [[] for _ in examples], images, [im for im, _, _ in examples], classes)
-
-
-def _truncate_stats(path: Path, step: int) -> None:
-    if not path.is_file():
-        return
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    keep = [ln for ln in lines if json.loads(ln).get("step", 0) <= step]
-    atomic_write_text(path, "".join(ln + "\n" for ln in keep))
-
-
-def _plot(folder: Path) -> None:
-    rows = [json.loads(ln) for ln in (folder / "stats.jsonl").read_text(encoding="utf-8").splitlines() if ln]
-    loss_curve([r["step"] for r in rows], [r["loss"] for r in rows], folder / "loss.png")
 
 
 def run(
@@ -264,36 +186,34 @@ def run(
     steps, accum, seed = cfg.run.steps, cfg.optim.grad_accum, cfg.run.seed
 
     acc = Accelerator(mixed_precision=_mixed_precision(cfg.run.mixed_precision))
-    done = _claim(folder, ident, inputs, steps, overwrite) if acc.is_main_process else False
-    if acc.is_main_process:  # the sampler and studio name classes from it
-        ds.classes.save(folder / "classes.json")
+    finished = None
+    if acc.is_main_process:
+        finished = claim_run(folder, Kind.MODEL, ident, inputs, steps, overwrite=overwrite)
+        ds.classes.save(folder / "classes.json")  # the sampler and studio name classes from it
     acc.wait_for_everyone()
-    if done or is_done(folder, steps):
-        manifest = read_manifest(folder, Kind.MODEL)
-        return StageResult(folder, manifest, TrainSummary(manifest["counts"]["steps"], True, None))
+    finished = finished or finished_run(folder, Kind.MODEL, steps)
+    if finished is not None:
+        return StageResult(folder, finished, TrainSummary(finished["counts"]["steps"], True, None))
 
     device = acc.device
     variant = CONDITIONINGS.get(cfg.model.conditioning)
     data = TrainData(
         ds, cfg.data, seed, curriculum, with_crops=variant.uses_crops, place=variant.reads_positions
     )
-    ckpt = latest_checkpoint(folder / "checkpoints")
-    codec, model, ema_weights = _build(cfg, data, num_classes, ckpt)
-    start = 0
+    resume = Resume.latest(folder)
+    codec, model, ema_weights = _build(cfg, data, num_classes, resume.checkpoint)
+    start = resume.step
     model.to(device).train()
     codec.to(device).eval().requires_grad_(False)
     o = cfg.optim
     optimizer = _adamw(model.parameters(), o)
     ema = EMA(model, o.ema_decay, o.ema_warmup)
-    trainer_state: dict[str, Any] = {}
-    if ckpt is not None:
-        trainer_state, optim_state = load_state(ckpt)
-        optimizer.load_state_dict(optim_state)
+    if resume.checkpoint is not None:
+        optimizer.load_state_dict(resume.optimizer)
         ema.model.load_state_dict(ema_weights.state_dict())
-        start = int(trainer_state["step"])
     model, optimizer = acc.prepare(model, optimizer)
-    if acc.scaler is not None and "scaler" in trainer_state:
-        acc.scaler.load_state_dict(trainer_state["scaler"])
+    if acc.scaler is not None and "scaler" in resume.trainer:
+        acc.scaler.load_state_dict(resume.trainer["scaler"])
     raw = acc.unwrap_model(model)
     params = list(model.parameters())  # walking the module tree every step costs milliseconds
 
@@ -303,13 +223,12 @@ def run(
     plan = BatchPlan(len(data), o.batch_size, accum, acc.num_processes, acc.process_index, seed)
     plan.micro_batch  # noqa: B018 - validates the batch split before any work
     loader = iter(make_loader(data, plan, start * accum, steps * accum, cfg.data.workers))
-    if trainer_state:  # after the loader, whose creation draws from the global RNG as it did at step 0
-        restore_rng(trainer_state)
+    resume.restore_rng()  # after the loader, whose creation draws from the global RNG as it did at step 0
     final_lut = curriculum.luts[-1] if curriculum else IDENTITY_LUT
     examples = _grid_examples(data, cfg.run.grid_rows, final_lut) if acc.is_main_process else []
-    stats_path = folder / "stats.jsonl"
+    stats = StatsLog(folder / "stats.jsonl")
     if acc.is_main_process:
-        _truncate_stats(stats_path, start)
+        stats.truncate(start)
         (folder / "samples").mkdir(exist_ok=True)
     kl_codec = hasattr(codec, "encoder")
 
@@ -325,90 +244,79 @@ def run(
                 lambda x, t: model(x, t, maps, crops, dr.drop_map, dr.drop_crops), x0, t=dr.t, noise=dr.noise
             )
 
-    def checkpoint(step: int) -> None:
+    window: dict[str, Any] = {"loss": 0.0, "wloss": 0.0, "gnorm": 0.0, "n": 0, "t": 0.0, "data": 0.0}
+    last: dict[str, float | None] = {"loss": None}
+
+    def lr_at(done: int) -> float:  # linear warm-up, then constant (so a finished run can be extended)
+        return o.lr * min(1.0, done / max(1, o.warmup_steps))
+
+    def train_step(step: int) -> None:
+        t0 = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step + 1)
+        for micro in range(accum):
+            td = time.perf_counter()
+            batch = next(loader)
+            window["data"] += time.perf_counter() - td
+            # per-sample draws: the result does not depend on how the global batch is split
+            gens = sample_generators(seed, step, plan.positions(micro))
+            sync = acc.no_sync(model) if micro < accum - 1 else contextlib.nullcontext()
+            with sync:
+                terms = micro_step(batch, gens)
+                acc.backward(terms.loss.mean() / accum)
+            window["loss"] += terms.raw.mean().detach() / accum
+            window["wloss"] += terms.loss.mean().detach() / accum
+        if o.grad_clip > 0:
+            acc.unscale_gradients()  # a no-op unless fp16 loss scaling is on
+            gnorm = torch.nn.utils.clip_grad_norm_(params, o.grad_clip, foreach=True)
+            window["gnorm"] += gnorm.detach()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        ema.update(raw, step)
+        window["n"] += 1
+        window["t"] += time.perf_counter() - t0
+
+    def log(done: int) -> dict[str, str]:
+        row = _log_row(acc, window, done, lr_at(done), cfg, device, t_run)
+        if acc.is_main_process:
+            stats.append(row)
+        last["loss"] = row["loss"]
+        return {"loss": f"{row['loss']:.4f}", "s_per_step": f"{row['step_time']:.3f}"}
+
+    def sample(done: int) -> None:
+        _write_grid(folder / "samples" / f"step-{done:08d}.png",
+                    HistoSynthPipeline(ema.model, codec, scheduler), examples, data, cfg)  # fmt: skip
+        stats.plot(folder / "loss.png")
+
+    def checkpoint(done: int) -> None:
         if acc.is_main_process:
             pipe = HistoSynthPipeline(ema.model, codec, scheduler)
             extra = {"scaler": acc.scaler.state_dict()} if acc.scaler is not None else {}
             save_checkpoint(
-                folder / "checkpoints", step, pipe, raw, optimizer, extra, cfg.run.keep_checkpoints
+                folder / "checkpoints", done, pipe, raw, optimizer, extra, cfg.run.keep_checkpoints
             )
         acc.wait_for_everyone()
 
-    bar = progress(
-        total=steps, initial=start, desc="train", disable=not (show_progress and acc.is_main_process)
-    )
-    window: dict[str, Any] = {"loss": 0.0, "wloss": 0.0, "gnorm": 0.0, "n": 0, "t": 0.0, "data": 0.0}
-    loss_value, step = None, start
     t_run = time.perf_counter()
-    with _Stop(cfg.run.max_minutes) as stop:
-        for step in range(start, steps):
-            t0 = time.perf_counter()
-            lr = o.lr * min(1.0, (step + 1) / max(1, o.warmup_steps))
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            for micro in range(accum):
-                td = time.perf_counter()
-                batch = next(loader)
-                window["data"] += time.perf_counter() - td
-                # per-sample draws: the result does not depend on how the global batch is split
-                gens = sample_generators(seed, step, plan.positions(micro))
-                sync = acc.no_sync(model) if micro < accum - 1 else contextlib.nullcontext()
-                with sync:
-                    terms = micro_step(batch, gens)
-                    acc.backward(terms.loss.mean() / accum)
-                window["loss"] += terms.raw.mean().detach() / accum
-                window["wloss"] += terms.loss.mean().detach() / accum
-            if o.grad_clip > 0:
-                acc.unscale_gradients()  # a no-op unless fp16 loss scaling is on
-                gnorm = torch.nn.utils.clip_grad_norm_(params, o.grad_clip, foreach=True)
-                window["gnorm"] += gnorm.detach()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            ema.update(raw, step)
-            window["n"] += 1
-            window["t"] += time.perf_counter() - t0
-            done_steps = step + 1
-            want_stop = bool(callback(done_steps)) if callback is not None else False
-            want_stop = _agree(acc, want_stop or stop.requested())
-
-            if done_steps % cfg.run.log_every == 0 or done_steps == steps or want_stop:
-                loss_value = _log(acc, stats_path, window, done_steps, lr, cfg, device, t_run, bar)
-            if acc.is_main_process and (
-                (cfg.run.sample_every and done_steps % cfg.run.sample_every == 0)
-                or done_steps == steps
-                or want_stop
-            ):
-                _write_grid(folder / "samples" / f"step-{done_steps:08d}.png",
-                            HistoSynthPipeline(ema.model, codec, scheduler), examples, data, cfg)  # fmt: skip
-                _plot(folder)
-            bar.update(1)
-            if done_steps % cfg.run.checkpoint_every == 0 or done_steps == steps or want_stop:
-                checkpoint(done_steps)
-            if want_stop:
-                break
-    bar.close()
-    done_steps = step + 1 if steps > start else start
-    if done_steps < steps:
-        return StageResult(folder, None, TrainSummary(done_steps, False, loss_value))
+    done = run_steps(
+        start, steps, train_step, every=Every(cfg.run.log_every, cfg.run.checkpoint_every, cfg.run.sample_every),
+        log=log, checkpoint=checkpoint, sample=sample if acc.is_main_process else None, callback=callback,
+        max_minutes=cfg.run.max_minutes, agree=lambda flag: _agree(acc, flag),
+        show_progress=show_progress and acc.is_main_process,
+    )  # fmt: skip
+    if done < steps:
+        return StageResult(folder, None, TrainSummary(done, False, last["loss"]))
     if acc.is_main_process:
         HistoSynthPipeline(ema.model, codec, scheduler).save_pretrained(folder / "model")
         ds.classes.save(folder / "model" / "classes.json")
-        _plot(folder)
+        stats.plot(folder / "loss.png")
         write_manifest(
             folder, Kind.MODEL, ident, inputs, counts={"steps": steps},
-            run=config_to_dict(cfg.run), num_classes=num_classes, final_loss=loss_value,
+            run=config_to_dict(cfg.run), num_classes=num_classes, final_loss=last["loss"],
             precision=str(acc.mixed_precision),  # what "auto" resolved to on this machine
         )  # fmt: skip
     acc.wait_for_everyone()
-    return StageResult(folder, read_manifest(folder, Kind.MODEL), TrainSummary(steps, True, loss_value))
-
-
-def is_done(folder: Path, steps: int) -> bool:
-    """True when ``folder`` holds a finished run of at least ``steps`` steps."""
-    try:
-        return read_manifest(folder, Kind.MODEL)["counts"].get("steps", 0) >= steps
-    except Exception:
-        return False
+    return StageResult(folder, read_manifest(folder, Kind.MODEL), TrainSummary(steps, True, last["loss"]))
 
 
 def _agree(acc: Any, flag: bool) -> bool:
@@ -419,8 +327,9 @@ def _agree(acc: Any, flag: bool) -> bool:
     return bool(acc.reduce(t, reduction="sum").item() > 0)
 
 
-def _log(acc: Any, path: Path, w: dict[str, Any], step: int, lr: float, cfg: TrainConfig, device: torch.device,
-         t_run: float, bar: Any) -> float:  # fmt: skip
+def _log_row(acc: Any, w: dict[str, Any], step: int, lr: float, cfg: TrainConfig, device: torch.device,
+             t_run: float) -> dict[str, Any]:  # fmt: skip
+    """The stats line of the log interval ending at ``step`` (means over every process); resets ``w``."""
     n = max(w["n"], 1)
     means = torch.stack(
         [torch.as_tensor(w[k], dtype=torch.float32, device=device) for k in ("loss", "wloss", "gnorm")]
@@ -434,9 +343,5 @@ def _log(acc: Any, path: Path, w: dict[str, Any], step: int, lr: float, cfg: Tra
         "peak_mem_mb": _peak_memory_mb(device), "elapsed": time.perf_counter() - t_run,
         "processes": acc.num_processes, "precision": str(acc.mixed_precision),
     }  # fmt: skip
-    if acc.is_main_process:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row) + "\n")
-        bar.set_postfix(loss=f"{loss:.4f}", s_per_step=f"{row['step_time']:.3f}")
     w.update({"loss": 0.0, "wloss": 0.0, "gnorm": 0.0, "n": 0, "t": 0.0, "data": 0.0})
-    return loss
+    return row
