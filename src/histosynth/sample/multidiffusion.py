@@ -47,8 +47,7 @@ class WindowBlend:
     def __init__(self, pipe: Any, label: np.ndarray, windows: list[tuple[int, int]], window: int, overlap: int,
                  crops: dict[int, list] | None, guidance_map: float, guidance_crops: float, batch: int) -> None:  # fmt: skip
         self.pipe, self.window, self.scales = pipe, window, (guidance_map, guidance_crops)
-        device = pipe._execution_device
-        self.weight = torch.from_numpy(blend_weights(window, overlap)).to(device)
+        self.weight = torch.from_numpy(blend_weights(window, overlap)).to(pipe.device)
         self.batches = [windows[i : i + batch] for i in range(0, len(windows), batch)]
         maps = torch.from_numpy(label)  # uint8: an int64 copy would be 8 bytes per image pixel
         self.conditions = [self._prepare(maps, b, crops) for b in self.batches]
@@ -61,7 +60,7 @@ class WindowBlend:
         image. The window maps are kept as uint8 only: once the conditions exist, the guided
         prediction reads nothing else."""
         f, lw = int(self.pipe.denoiser.config.downsample), self.window
-        device = self.pipe._execution_device
+        device = self.pipe.device
         with torch.inference_mode():
             wmaps = torch.stack([label[y * f : (y + lw) * f, x * f : (x + lw) * f] for y, x in batch])
             wcrops = None
