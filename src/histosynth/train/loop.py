@@ -14,7 +14,9 @@ Re-running the same command resumes from the newest checkpoint and gives the sam
 an uninterrupted run: data order and per-step noise are functions of (seed, step), and the
 optimiser, EMA and RNG states are restored. A first Ctrl-C (or ``run.max_minutes``) stops at
 the end of the current step with a checkpoint. A finished run can be extended by re-running
-with more ``run.steps`` (the learning rate is constant after warm-up).
+with more ``run.steps`` (the learning rate is constant after warm-up). Claiming, resuming,
+stats, stopping and the checkpoint cadence are the trainer skeleton's
+(:mod:`histosynth.train.skeleton`, shared with ``train-codec``); this module is the step.
 """
 
 from __future__ import annotations
