@@ -98,6 +98,7 @@ def score(study_dir: str, key_path: str | None, confidence: float, out: str | No
     from pathlib import Path
 
     from histosynth.artifacts import atomic_write_json
+    from histosynth.console import format_table
     from histosynth.studio.scoring import score_study
 
     s = score_study(study_dir, key_path, confidence)
@@ -108,11 +109,10 @@ def score(study_dir: str, key_path: str | None, confidence: float, out: str | No
         f"discrimination accuracy {_fmt(d['accuracy'])} ({pct} CI {_fmt(d['ci'][0])}–{_fmt(d['ci'][1])}, "
         f"p vs chance {_fmt(d['p_value_vs_chance'])})"
     )
-    for src, r in s["realism"].items():
-        click.echo(
-            f"realism {src:<9} mean {_fmt(r['mean'])} ({pct} CI {_fmt(r['ci'][0])}–{_fmt(r['ci'][1])}, "
-            f"n={r['n']}), called real {_fmt(r['called_real'])}"
-        )
+    rows = [[src, r["n"], r["mean"], f"{_fmt(r['ci'][0])}–{_fmt(r['ci'][1])}", r["called_real"]]
+            for src, r in s["realism"].items()]  # fmt: skip
+    header = ["source", "n", "mean realism (1-5)", f"{pct} CI", "called real"]
+    click.echo(format_table(header, rows, digits=3))
     path = Path(out) if out else Path(study_dir) / "scores.json"
     atomic_write_json(path, s)
     click.echo(f"scores written to {path}")
