@@ -190,6 +190,9 @@ def write_manifest(
     }
     atomic_write_json(folder / MANIFEST, manifest)
     (folder / PENDING).unlink(missing_ok=True)
+    from histosynth.locking import release  # here: histosynth.locking imports this module
+
+    release(folder)
     return manifest
 
 
@@ -237,9 +240,16 @@ def prepare_output(
     Returns ``complete=True`` when the folder already holds exactly this artefact. A folder
     holding a different artefact (finished or in progress) is refused unless ``overwrite``, in
     which case its manifest and pending marker are removed so the stage starts afresh.
+
+    An unfinished claim holds the folder's write lock (:mod:`histosynth.locking`) until
+    :func:`write_manifest`: a second process claiming it meanwhile gets
+    :class:`~histosynth.locking.FolderBusyError` naming the holder.
     """
+    from histosynth.locking import acquire, release  # here: histosynth.locking imports this module
+
     folder = Path(folder)
     want = artifact_id(kind, config, (inputs or {}).values())
+    acquire(folder)  # one writer per folder: a second process is refused here, by name
     for marker in (MANIFEST, PENDING):
         path = folder / marker
         if not path.is_file():
@@ -251,8 +261,11 @@ def prepare_output(
         if have == want:
             if marker == PENDING:
                 sweep_temp_files(folder)
+            else:
+                release(folder)  # finished: nothing left to write
             return Output(folder, want, complete=marker == MANIFEST)
         if not overwrite:
+            release(folder)
             raise ArtifactError(
                 f"{folder}: holds another {kind} artefact ({have}); use a new output folder or --overwrite"
             )

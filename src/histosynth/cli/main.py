@@ -62,9 +62,11 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors print one sentence and exit 2; HISTOSYNTH_DEBUG=1 shows tracebacks."""
     from histosynth.errors import USER_ERRORS
+    from histosynth.locking import releasing_new_locks
 
     try:
-        cli.main(args=argv, prog_name="histosynth", standalone_mode=False)
+        with releasing_new_locks():  # a command that stops early frees the folders it claimed
+            cli.main(args=argv, prog_name="histosynth", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("interrupted; re-run the same command to resume", err=True)
         sys.exit(130)
