@@ -5,6 +5,7 @@ from __future__ import annotations
 from histosynth.artifacts import ArtifactError
 from histosynth.config import ConfigError
 from histosynth.data.classmap import ClassMapError
+from histosynth.disk import DiskFullError
 from histosynth.registry import RegistryError
 from histosynth.wsi.base import SlideError
 
@@ -19,6 +20,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ArtifactError,
     ConfigError,
     ClassMapError,
+    DiskFullError,
     RegistryError,
     SlideError,
     UnsafeFileError,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from histosynth.disk import as_disk_full, is_disk_full
 from histosynth.progress import progress
 
 if TYPE_CHECKING:
@@ -101,6 +102,8 @@ def call_item(work: Callable[[str, Any], Any], key: str, item: Any) -> ItemRecor
     try:
         out = work(key, item)
     except Exception as exc:  # one bad item is reported and skipped; the batch goes on
+        if is_disk_full(exc):  # not this item's fault: the whole run stops, to be resumed
+            raise as_disk_full(exc) from None
         reason = str(exc) or type(exc).__name__
         if os.environ.get("HISTOSYNTH_DEBUG"):
             reason += "\n" + traceback.format_exc()

@@ -10,22 +10,12 @@ import sys
 import time
 
 import pytest
+from tests.conftest import run_cli
 
 from histosynth.artifacts import prepare_output, write_manifest
-from histosynth.cli.main import main
 from histosynth.locking import LOCK, FolderBusyError, acquire, held, release
 
 ENV = {**os.environ, "HISTOSYNTH_PROGRESS": "0", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-
-
-def _cli(args, capsys) -> tuple[int, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out + out.err
 
 
 def _holder_pid(folder, limit: float = 120.0) -> int:
@@ -59,7 +49,7 @@ def test_second_train_into_the_same_folder_is_refused_naming_the_first(tiny_data
         import histosynth.train.loop  # noqa: F401  (while the first one starts: the imports overlap)
 
         assert _holder_pid(run) == first.pid
-        code, text = _cli(args, capsys)
+        code, text = run_cli(args, capsys)
     finally:
         first.send_signal(signal.SIGKILL)
         first.communicate(timeout=60)
@@ -92,7 +82,7 @@ def test_stale_lock_of_a_killed_tile_run_is_taken_over(tmp_path, capsys):
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     assert pid == proc.pid and not (out / "manifest.json").exists()
-    code, text = _cli(args, capsys)
+    code, text = run_cli(args, capsys)
     assert code == 0, text
     assert (out / "manifest.json").is_file() and not (out / LOCK).exists()
 
