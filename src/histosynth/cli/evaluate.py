@@ -29,7 +29,7 @@ def _variants(values: tuple[str, ...]) -> dict[str, str]:
     "real",
     required=True,
     type=click.Path(file_okay=False, exists=True),
-    help="The real patch dataset (its train split is what the model saw).",
+    help="The real images: a patch dataset (its train split is what the model saw) or a folder of PNGs.",
 )
 @click.option(
     "--synthetic",
@@ -37,7 +37,7 @@ def _variants(values: tuple[str, ...]) -> dict[str, str]:
     multiple=True,
     required=True,
     metavar="NAME=DIR",
-    help="A synthetic patch dataset and its variant name (repeatable: one per variant).",
+    help="A synthetic patch dataset or a folder of PNGs, and its variant name (repeatable: one per variant).",
 )
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option(
@@ -71,6 +71,9 @@ def command(real, synthetic, out, detectors, weights, overwrite, preset, config_
 
     Example: histosynth evaluate --real data/real --synthetic map=syn/map --synthetic tokens=syn/tokens
     --detector handcrafted --detector random-cnn --out eval/ --preset cpu
+
+    Plain folders of PNG images work too (another generator's output, a collaborator's folder):
+    FD, KID, PRDC and memorisation are computed; the metrics that need label maps are skipped.
     """
     from histosynth.cli.options import resolve
     from histosynth.evaluate.config import EvaluateConfig
@@ -117,5 +120,5 @@ def _summary(result: dict) -> str:
     ]
     rows = [[v, *(metrics[v].get(k) for _, k in _PER_VARIANT)] for v in result["variants"]]
     blocks.append(format_table(["variant", *(h for h, _ in _PER_VARIANT)], rows, title="checks:", indent=2))
-    blocks.extend(result.get("skipped", []))
+    blocks.extend(f"note: {n}" for n in result.get("notes", []))
     return "\n".join(blocks)

@@ -4,7 +4,8 @@ Detectors (:mod:`.detectors`), streamed statistics and Fréchet distance (:mod:`
 (:mod:`.kid`), precision/recall/density/coverage (:mod:`.prdc`), bootstrap intervals
 (:mod:`.bootstrap`), mask fidelity and TSTR with DeepLabv3+ (:mod:`.segmentation`, :mod:`.tstr`),
 memorisation and crop copying (:mod:`.memorization`, :mod:`.crops`), hallucination flags
-(:mod:`.hallucination`); :func:`evaluate` runs them all and writes ``metrics.json``.
+(:mod:`.hallucination`); :func:`evaluate` runs them all and writes ``metrics.json``;
+:func:`compare_folders` gives FD, KID and PRDC between two image folders in one call.
 
 Submodules are imported on first use, so ``import histosynth.evaluate`` stays light.
 """
@@ -14,12 +15,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["DETECTORS", "EvaluateConfig", "TSTRConfig", "evaluate", "frechet_distance"]
+__all__ = ["DETECTORS", "EvaluateConfig", "TSTRConfig", "compare_folders", "evaluate", "frechet_distance"]
 
 _WHERE = {
     "DETECTORS": "histosynth.evaluate.detectors",
     "EvaluateConfig": "histosynth.evaluate.config",
     "TSTRConfig": "histosynth.evaluate.config",
+    "compare_folders": "histosynth.evaluate.folders",
     "evaluate": "histosynth.evaluate.suite",
     "frechet_distance": "histosynth.evaluate.stats",
 }

@@ -33,6 +33,7 @@ from histosynth.evaluate.config import EvaluateConfig
 from histosynth.evaluate.data import REAL_HELDOUT, EvalData, load_eval_data
 from histosynth.evaluate.detectors import Detector, build_detector
 from histosynth.evaluate.features import FeatureCache, Features, extract, image_set, preprocessing_spec
+from histosynth.evaluate.folders import has_maps
 
 __all__ = ["KIND", "METRICS_FILE", "evaluate", "slug"]
 
@@ -79,9 +80,11 @@ def evaluate(
     Parameters
     ----------
     real
-        A patch dataset folder (its ``cfg.real_split`` rows are the training data).
+        A patch dataset folder (its ``cfg.real_split`` rows are the training data), or a plain
+        folder of PNG images (a seeded ``cfg.heldout_fraction`` of them is held out).
     synthetic
-        Variant name → synthetic patch dataset folder.
+        Variant name → synthetic patch dataset folder, or a plain folder of PNG images (the
+        metrics that need label maps are then skipped for it, with a sentence in ``notes``).
     cfg
         The evaluation config.
     out
@@ -121,7 +124,7 @@ def evaluate(
                 metrics[v].update({f"{k}_{name}": val for k, val in res.items()})
     counts: dict[str, Any] = {"real_train": len(data.train_rows), "real_heldout": len(data.heldout_rows),
                               **{f"synthetic_{v}": len(data.synthetic_rows[v]) for v in variants}}  # fmt: skip
-    if cfg.per_class:
+    if cfg.per_class and data.mapped():
         with timer("per_class"):
             _per_class(data, detectors, cache, cfg, metrics, counts)
     report: dict[str, Any] = {}
@@ -129,13 +132,13 @@ def evaluate(
         report["memorization"] = _memorization(data, feats, cfg, metrics)
         report["crop_copies"] = _crop_copies(data, cfg, metrics)
     seg_scores: dict[str, np.ndarray] = {}
-    if cfg.mask_fidelity or cfg.tstr.enabled:
+    if (cfg.mask_fidelity or cfg.tstr.enabled) and has_maps(data.real):
         with timer("mask_fidelity"):
             seg_scores, report["segmenter_losses"] = _mask_fidelity(data, cfg, folder, device, metrics)
     if cfg.hallucination.enabled:
         with timer("hallucination"):
             report["flags"] = _hallucination(data, feats, seg_scores, cfg, metrics)
-    if cfg.tstr.enabled:
+    if cfg.tstr.enabled and data.mapped():
         with timer("tstr"):
             report["tstr"] = _tstr(data, cfg, folder, device, metrics)
     report["samples"] = _samples(data, feats, cfg)
@@ -144,7 +147,8 @@ def evaluate(
         "real": {"folder": str(data.real.folder), "id": data.real.id, "heldout": data.heldout_source},
         "synthetic": {v: {"folder": str(ds.folder), "id": ds.id} for v, ds in data.synthetic.items()},
         "variants": variants,
-        "classes": data.real.classes.to_json()["classes"],
+        "classes": data.real.classes.to_json()["classes"] if has_maps(data.real) else [],
+        "notes": data.notes(),
         "detectors": {n: d.identity for n, d in detectors.items()},
         "metric_detectors": list(cfg.detectors),
         "preprocessing": {n: preprocessing_spec(d) for n, d in detectors.items()},
@@ -212,7 +216,7 @@ def _per_class(data: EvalData, detectors: dict[str, Detector], cache: FeatureCac
     args = (cfg.region_tile, cfg.region_purity, cfg.region_max_per_image, cfg.seed)
     regions = {"train": class_region_sets(data.real, data.train_rows, *args),
                REAL_HELDOUT: class_region_sets(data.real, data.heldout_rows, *args)}  # fmt: skip
-    for v, ds in data.synthetic.items():
+    for v, ds in data.mapped().items():
         regions[v] = class_region_sets(ds, data.synthetic_rows[v], *args)
     for c in data.real.classes.classes:
         key = slug(c.name)
@@ -223,7 +227,7 @@ def _per_class(data: EvalData, detectors: dict[str, Detector], cache: FeatureCac
         for name in cfg.detectors:
             ref = extract(regions["train"][c.id], detectors[name], cache, cfg.workers, f"{name} {key} train")
             for v in metrics:
-                if len(regions[v][c.id]) < cfg.region_min_tiles:
+                if v not in regions or len(regions[v][c.id]) < cfg.region_min_tiles:
                     continue
                 f = extract(regions[v][c.id], detectors[name], cache, cfg.workers, f"{name} {key} {v}")
                 metrics[v][f"fd_class_{key}_{name}"] = fd_between(ref, f)
@@ -254,7 +258,7 @@ def _crop_copies(data: EvalData, cfg: EvaluateConfig, metrics) -> dict[str, list
     from histosynth.evaluate.crops import check_crop_copies
 
     out = {}
-    for v, ds in data.synthetic.items():
+    for v, ds in data.mapped().items():
         records = check_crop_copies(ds, data.synthetic_rows[v], data.real, cfg.memorization.crop_tolerance)
         checked = [r for r in records if r["status"] == "checked"]
         if not records:
@@ -278,7 +282,7 @@ def _mask_fidelity(data: EvalData, cfg: EvaluateConfig, folder: Path, device: st
                         device, folder / "segmenter_real.safetensors")  # fmt: skip
     per_image: dict[str, np.ndarray] = {}
     sources = {REAL_HELDOUT: Source(data.real, data.heldout_rows)}
-    sources.update({v: Source(ds, data.synthetic_rows[v]) for v, ds in data.synthetic.items()})
+    sources.update({v: Source(ds, data.synthetic_rows[v]) for v, ds in data.mapped().items()})
     for v, src in sources.items():
         cm, per_image[v] = score(seg, src)
         iou, dice = iou_per_class(cm), dice_per_class(cm)
@@ -310,7 +314,7 @@ def _tstr(data: EvalData, cfg: EvaluateConfig, folder: Path, device: str, metric
     from histosynth.evaluate.tstr import run_tstr
 
     res = run_tstr(Source(data.real, data.train_rows), Source(data.real, data.heldout_rows),
-                   {v: Source(ds, data.synthetic_rows[v]) for v, ds in data.synthetic.items()},
+                   {v: Source(ds, data.synthetic_rows[v]) for v, ds in data.mapped().items()},
                    data.real.classes, cfg.tstr, folder, cfg.seed, device,
                    folder / "segmenter_real.safetensors")  # fmt: skip
     for row in res["table"]:
