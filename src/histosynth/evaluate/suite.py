@@ -34,6 +34,7 @@ from histosynth.evaluate.data import REAL_HELDOUT, EvalData, load_eval_data
 from histosynth.evaluate.detectors import Detector, build_detector
 from histosynth.evaluate.features import FeatureCache, Features, extract, image_set, preprocessing_spec
 from histosynth.evaluate.folders import has_maps
+from histosynth.model_card import record_evaluation
 
 __all__ = ["KIND", "METRICS_FILE", "evaluate", "slug"]
 
@@ -172,7 +173,9 @@ def evaluate(
     }
     atomic_write_json(folder / METRICS_FILE, _jsonable(result))
     write_manifest(folder, KIND, config, inputs, counts, metrics_file=METRICS_FILE)
-    return json.loads((folder / METRICS_FILE).read_text(encoding="utf-8"))
+    saved = json.loads((folder / METRICS_FILE).read_text(encoding="utf-8"))
+    record_evaluation(saved, data.synthetic, folder)  # the latest numbers go into each model's card
+    return saved
 
 
 def _memo_names(cfg: EvaluateConfig) -> list[str]:
