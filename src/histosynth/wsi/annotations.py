@@ -105,8 +105,10 @@ def read_asap_xml(path: str | Path) -> list[Annotation]:
         if (el.get("Type") or "polygon").lower() not in _AREA_TYPES:
             continue
         group = el.get("PartOfGroup")
-        if not group or group == "None":
+        if not group:
             raise AnnotationError(f"{path}: {label} has no PartOfGroup (class)")
+        # PartOfGroup="None" is a group name like any other (Camelyon16 uses it); the label
+        # scheme says what it means (camelyon16: normal), see histosynth.wsi.schemes.
         coords = []
         for c in el.iter("Coordinate"):
             try:
