@@ -136,6 +136,9 @@ def _class_name(props: Mapping[str, Any]) -> str | None:
     cls = props.get("classification")
     if isinstance(cls, Mapping):
         name = cls.get("name")
+        parts = cls.get("names")  # QuPath 0.5 writes a derived class as its parts: ["Tumor", "Positive"]
+        if not name and isinstance(parts, list) and parts:
+            name = ": ".join(map(str, parts))
         return str(name) if name else None
     if isinstance(cls, str) and cls:
         return cls
