@@ -59,17 +59,30 @@ def build(
 @command.command("serve")
 @click.argument("study_dir", type=click.Path(exists=True, file_okay=False))
 @click.option(
-    "--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port on 127.0.0.1."
+    "--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port to listen on."
 )
-def serve(study_dir: str, port: int) -> None:
-    """Serve the study's rating page at /reader (the key is never served)."""
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on: 0.0.0.0 (or one of this machine's addresses) serves readers at other "
+    "machines, who open the printed URL with its token.",
+)
+def serve(study_dir: str, port: int, host: str) -> None:
+    """Serve the study's rating page at /reader (the key is never served).
+
+    The printed URL carries a token, new at every launch; give it to the raters. Without it the
+    page does not open, so serving to other machines (--host) exposes nothing to the network.
+    """
     from histosynth.cli.studio import run_app, web_deps
 
     web_deps()
+    from histosynth.studio.access import Access
     from histosynth.studio.app import create_app
     from histosynth.studio.reader_study import ReaderStudy
 
-    run_app(create_app(study=ReaderStudy(study_dir)), port, "/reader")
+    app = create_app(study=ReaderStudy(study_dir), access=Access.serving(host))
+    run_app(app, port, "/reader", host)
 
 
 def _fmt(x: float | None) -> str:
