@@ -21,15 +21,18 @@ def folders(toy, tmp_path_factory):
     return root / "A", root / "B"
 
 
-def test_evaluate_two_plain_folders_of_pngs(folders, tmp_path, capsys):
+def test_evaluate_two_plain_folders_of_pngs(folders, tmp_path, capsys, monkeypatch):
+    """The command as a user types it, nothing more: `histosynth evaluate --real A --synthetic x=B`."""
     a, b = folders
-    out = tmp_path / "eval"
-    code, text = run_cli(["evaluate", "--real", a, "--synthetic", f"x={b}", "--out", out,
-                          "--detector", "handcrafted", "--set", "bootstrap=0"], capsys)  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    code, text = run_cli(["evaluate", "--real", a, "--synthetic", f"x={b}"], capsys)
     assert code == 0, text
+    out = tmp_path / "histosynth-evaluation"
+    assert "wrote histosynth-evaluation/metrics.json" in text
     m = json.loads((out / "metrics.json").read_text())
-    for key in ("fd", "kid", "precision", "recall", "density", "coverage"):
-        assert isinstance(m["metrics"]["x"][f"{key}_handcrafted"], float), key
+    for det in ("handcrafted", "random-init-cnn"):  # the default detectors
+        for key in ("fd", "fd_ci_low", "kid", "precision", "recall", "density", "coverage"):
+            assert isinstance(m["metrics"]["x"][f"{key}_{det}"], float), (det, key)
     assert m["metrics"]["x"]["memo_offending_images"] >= 0 and "mask_miou" not in m["metrics"]["x"]
     assert m["counts"]["real_train"] + m["counts"]["real_heldout"] == 34 and m["counts"]["synthetic_x"] == 10
     assert m["classes"] == [] and m["real"]["id"].startswith("images-")

@@ -39,7 +39,14 @@ def _variants(values: tuple[str, ...]) -> dict[str, str]:
     metavar="NAME=DIR",
     help="A synthetic patch dataset or a folder of PNGs, and its variant name (repeatable: one per variant).",
 )
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option(
+    "--out",
+    "out",
+    default="histosynth-evaluation",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Output folder (resumed when it holds the same evaluation).",
+)
 @click.option(
     "--detector",
     "detectors",
