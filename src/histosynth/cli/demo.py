@@ -13,8 +13,9 @@ import click
 def command(minutes: float, out: str, overrides: tuple[str, ...]) -> None:
     """Run the whole method on the bundled real slide (CMU-1-Small-Region, CC0).
 
-    Both paths (stain-derived annotations; embeddings → clusters → pseudo-maps), the three
-    conditioning variants trained with equal budgets, sampling, evaluation and the HTML report.
+    Both paths (stain-derived annotations; embeddings → clusters → pseudo-maps), one model
+    trained with the whole budget (--set 'variants=["map","spatial","tokens"]' trains the
+    paper's ablation), sampling with and without crops, evaluation and the HTML report.
     Re-running resumes. The last line names the report.
     """
     from histosynth.config import build_config

@@ -9,8 +9,8 @@ conditioning encoders. The UNet's spatial size follows from the image size and t
  preset      image   UNet channels          blocks  attn  notes
 ==========  ======  =====================  ======  ====  ==========================
  test        any     16, 32                  1      2     unit tests, seconds
- cpu-tiny    64      96, 128, 128            1      2,3   learns in minutes on 2 cores
- cpu-small   128     64, 128, 256            2      2,3   a many-core CPU, overnight
+ cpu-tiny    64      48, 96, 128, 128        1      3,4   learns in minutes on 2 cores
+ cpu-small   128     64, 128, 192, 256       2      3,4   a many-core CPU, overnight
  paper       256     128, 512, 1024          2      2,3   the paper's UNet (128 × 1/4/8)
  large       256     192, 384, 768, 768      2      2-4   a bigger GPU model
 ==========  ======  =====================  ======  ====  ==========================
@@ -20,8 +20,8 @@ cross-attention (a ``Transformer2DModel``); heads are ``channels // head_dim``.
 
 The first level must be wider than the latent has channels: every path through the UNet
 starts with its ``conv_in`` to that width, so a narrower one cannot even represent the
-noise it must predict (the identity-p4 codec's 48 channels need more than 48; the cpu
-presets' 96 and 64 are chosen for it). :func:`~histosynth.diffusion.denoiser.build_denoiser`
+noise it must predict (the identity-p2 codec's 12 channels need more than 12; an earlier
+cpu-tiny on 48-channel identity-p4 latents needed 96). :func:`~histosynth.diffusion.denoiser.build_denoiser`
 refuses a narrower one, except for ``test``, which exercises the mechanics and need not learn.
 """
 
@@ -38,13 +38,15 @@ BACKBONES: dict[str, dict[str, Any]] = {
         "head_dim": 16, "cross_attention_dim": 32, "norm_num_groups": 8,
         "conditioning": {"map_embed_dim": 8, "map_channels": 4, "crop_widths": (8, 16), "crop_grid": 2},
     },
+    # Four levels on 2×2 space-to-depth latents (32, 16, 8, 4 px at 64 px images): the finest
+    # level convolves at half the image resolution, where nuclei and fibres are drawn.
     "cpu-tiny": {
-        "block_out_channels": (96, 128, 128), "layers_per_block": 1, "attention": (False, True, True),
+        "block_out_channels": (48, 96, 128, 128), "layers_per_block": 1, "attention": (False, False, True, True),
         "head_dim": 32, "cross_attention_dim": 128, "norm_num_groups": 8,
         "conditioning": {"map_embed_dim": 16, "map_channels": 8, "crop_widths": (16, 32, 64), "crop_grid": 2},
     },
     "cpu-small": {
-        "block_out_channels": (64, 128, 256), "layers_per_block": 2, "attention": (False, True, True),
+        "block_out_channels": (64, 128, 192, 256), "layers_per_block": 2, "attention": (False, False, True, True),
         "head_dim": 32, "cross_attention_dim": 256, "norm_num_groups": 32,
         "conditioning": {"map_embed_dim": 32, "map_channels": 8, "crop_widths": (32, 64, 128), "crop_grid": 2},
     },

@@ -6,7 +6,8 @@ Steps (each timed into ``metrics.json``):
 2. distribution metrics per (variant, detector): FD with bootstrap interval, KID, PRDC; the
    held-out real images are scored the same way as the pseudo-variant ``real-heldout``;
    a classifier two-sample test (C2ST) of each variant against the held-out real patches
-   whose maps it was made from (the floor: held-out against training patches);
+   whose maps it was made from (the floor: held-out against training patches); the speckle
+   ratio (high-frequency energy over that of the held-out patches);
 3. per-class FD on pure class tiles;
 4. memorisation: nearest training image per synthetic image (detectors and pixels), crop copying;
 5. a segmenter trained on real data: mask fidelity on each variant and on held-out real images;
@@ -153,6 +154,8 @@ def run(
     if cfg.c2st:
         with timer("c2st"):
             _c2st(data, cfg, metrics)
+    with timer("speckle"):
+        _speckle(data, metrics)
     counts: dict[str, Any] = {"real_train": len(data.train_rows), "real_heldout": len(data.heldout_rows),
                               **{f"synthetic_{v}": len(data.synthetic_rows[v]) for v in variants}}  # fmt: skip
     if cfg.per_class and data.mapped():
@@ -271,6 +274,19 @@ def _per_class(data: EvalData, detectors: dict[str, Detector], cache: FeatureCac
                     continue
                 f = extract(regions[v][c.id], detectors[name], cache, cfg.workers, f"{name} {key} {v}")
                 metrics[v][f"fd_class_{key}_{name}"] = fd_between(ref, f)
+
+
+def _speckle(data: EvalData, metrics: dict[str, dict[str, Any]]) -> None:
+    """Speckle ratio of every set against the held-out real patches (training patches for the floor)."""
+    from histosynth.evaluate.sharpness import laplacian_energy
+
+    def energy(ds, rows) -> float:
+        return laplacian_energy(read_png_rgb(ds.folder / ds.index.at[r, "image"]) for r in rows)
+
+    ref = energy(data.real, data.heldout_rows)
+    metrics[REAL_HELDOUT]["speckle_ratio"] = energy(data.real, data.train_rows) / ref
+    for v, ds in data.synthetic.items():
+        metrics[v]["speckle_ratio"] = energy(ds, data.synthetic_rows[v]) / ref
 
 
 def _c2st(data: EvalData, cfg: EvaluateConfig, metrics: dict[str, dict[str, Any]]) -> None:

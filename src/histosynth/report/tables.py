@@ -134,13 +134,15 @@ def c2st_section(m: Mapping[str, Any]) -> str:
             ["± over folds", *[fmt(m["metrics"][v].get("c2st_fold_std")) for v in cols]],
             ["images per class", *[fmt(m["metrics"][v].get("c2st_n")) for v in cols]],
             ["paired by map", *[("yes" if m["metrics"][v].get("c2st_paired") else "no") if v != HELD else "—"
-                                for v in cols]]]  # fmt: skip
+                                for v in cols]],
+            ["speckle ratio", *[fmt(m["metrics"][v].get("speckle_ratio")) for v in cols]]]  # fmt: skip
     return (
         "<p>A small CNN trained to tell each set from the held-out real patches, cross-validated "
         "(0.5: it cannot; 1.0: trivially). Synthetic images are paired with the real patches whose maps "
         "they were made from. The real-heldout column is held-out against training patches: other "
-        "places of a slide are themselves partly separable, so read every value against it.</p>"
-        + table(["", *map(_col_head, cols)], rows, "metrics")
+        "places of a slide are themselves partly separable, so read every value against it. The speckle "
+        "ratio is the images' high-frequency energy (mean |Laplacian| of grey) over that of the held-out "
+        "patches: above 1 noise, below 1 blur.</p>" + table(["", *map(_col_head, cols)], rows, "metrics")
     )
 
 

@@ -95,7 +95,18 @@ def schedule_of(cfg: TrainConfig) -> NoiseSchedule:
 def _mixed_precision(name: str) -> str:
     if name != "auto":
         return name
-    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    return "bf16" if cpu_has_native_bf16() else "no"
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on a CPU with bf16 arithmetic in hardware (AVX512-BF16 or AMX), where autocast pays."""
+    try:
+        caps = torch.cpu.get_capabilities()
+    except Exception:  # an older torch, or a platform that does not report
+        return False
+    return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
 
 
 def _peak_memory_mb(device: torch.device) -> float:
@@ -388,6 +399,7 @@ def run(
         write_manifest(
             folder, Kind.MODEL, ident, inputs, counts={"steps": steps},
             run=config_to_dict(cfg.run), num_classes=num_classes, final_loss=loss_value,
+            precision=str(acc.mixed_precision),  # what "auto" resolved to on this machine
         )  # fmt: skip
     acc.wait_for_everyone()
     return StageResult(folder, read_manifest(folder, Kind.MODEL), TrainSummary(steps, True, loss_value))
@@ -422,7 +434,7 @@ def _log(acc: Any, path: Path, w: dict[str, Any], step: int, lr: float, cfg: Tra
         "lr": lr, "step_time": w["t"] / n, "data_time": w["data"] / n,
         "samples_per_s": cfg.optim.batch_size * n / max(w["t"], 1e-9),
         "peak_mem_mb": _peak_memory_mb(device), "elapsed": time.perf_counter() - t_run,
-        "processes": acc.num_processes,
+        "processes": acc.num_processes, "precision": str(acc.mixed_precision),
     }  # fmt: skip
     if acc.is_main_process:
         with open(path, "a", encoding="utf-8") as fh:
