@@ -28,7 +28,14 @@ CARD = "README.md"
 _TAGS = ["histosynth", "histopathology", "semantic-image-synthesis", "latent-diffusion", "synthetic-data"]
 # Per-variant metrics copied into the card (with their detector suffix), then detector-free ones.
 _DISTRIBUTION = ("fd", "kid", "precision", "recall", "density", "coverage")
-_CHECKS = ("c2st", "mask_miou", "tstr_miou", "memo_offending_images", "hallucination_flagged")
+_CHECKS = (
+    "c2st",
+    "speckle_ratio",
+    "mask_miou",
+    "tstr_miou",
+    "memo_offending_images",
+    "hallucination_flagged",
+)
 
 
 def _plain(obj: Any) -> Any:

@@ -55,6 +55,7 @@ def test_evaluate_summary_is_aligned():
             "fd_random-init-cnn": 12345.678,
             "kid_random-init-cnn": -0.000123,
             "c2st": 0.61234,
+            "speckle_ratio": 1.2345,
             "mask_miou": 0.41234,
             "tstr_miou": None,
             "memo_offending_images": 3,
@@ -77,6 +78,6 @@ def test_evaluate_summary_is_aligned():
     assert [c[0] for c in first] == ["map", "0.00185", "0.07812", "0.3199", "0.02187", "0.01347", "0.5"]
     assert "12,346" in text and "-0.000123" in text
     checks = blocks[2]
-    assert [c[0] for c in cells_and_edges(checks[1])][:2] == ["variant", "C2ST"]
-    # the held-out real patches' row under the variants: the floor C2ST and mask mIoU are read against
-    assert [c[0] for c in cells_and_edges(checks[-1])][:3] == ["real-heldout", "0.6123", "0.4123"]
+    assert [c[0] for c in cells_and_edges(checks[1])][:3] == ["variant", "C2ST", "speckle ratio"]
+    # the held-out real patches' row under the variants: the floors C2ST, speckle and mask mIoU are read against
+    assert [c[0] for c in cells_and_edges(checks[-1])][:4] == ["real-heldout", "0.6123", "1.234", "0.4123"]

@@ -107,14 +107,14 @@ def _list(ctx: click.Context) -> None:
 
 _DISTRIBUTION = (("FD", "fd"), ("KID", "kid"), ("precision", "precision"), ("recall", "recall"),
                  ("density", "density"), ("coverage", "coverage"))  # fmt: skip
-_PER_VARIANT = (("C2ST", "c2st"), ("mask mIoU", "mask_miou"), ("TSTR mIoU", "tstr_miou"),
-                ("memorised", "memo_offending_images"), ("crop copies", "crop_copies"),
+_PER_VARIANT = (("C2ST", "c2st"), ("speckle ratio", "speckle_ratio"), ("mask mIoU", "mask_miou"),
+                ("TSTR mIoU", "tstr_miou"), ("memorised", "memo_offending_images"), ("crop copies", "crop_copies"),
                 ("flagged", "hallucination_flagged"))  # fmt: skip
 
 
 def _summary(result: dict) -> str:
     """Aligned tables: distribution metrics per detector, then the per-variant checks, with the
-    held-out real patches' row (C2ST and mask mIoU floors) under the variants."""
+    held-out real patches' row (the C2ST, speckle and mask mIoU floors) under the variants."""
     from histosynth.console import format_table
     from histosynth.evaluate.data import REAL_HELDOUT
 
