@@ -11,6 +11,19 @@ os.environ.setdefault("HISTOSYNTH_PROGRESS", "0")
 import pytest
 
 
+def run_cli(args, capsys) -> tuple[int, str]:
+    """Run the CLI in-process as a user's shell would: (exit status, stdout + stderr)."""
+    from histosynth.cli.main import main
+
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
 @pytest.fixture(scope="session")
 def synthetic_slide(tmp_path_factory):
     """A 2048×1536, 3-level JPEG pyramidal TIFF with 4 classes (blobs layout)."""

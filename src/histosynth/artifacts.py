@@ -24,6 +24,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
+from histosynth.disk import DISK_FULL_ERRNOS, as_disk_full
+from histosynth.locking import acquire, release
+
 __all__ = [
     "MANIFEST",
     "SCHEMA_VERSION",
@@ -117,17 +120,21 @@ class StageResult:
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so readers see either the old file or the whole new one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; artefacts are for sharing
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+            raise as_disk_full(exc, path) from None
         raise
 
 
@@ -266,6 +273,7 @@ def write_manifest(
     }
     atomic_write_json(folder / MANIFEST, manifest)
     (folder / PENDING).unlink(missing_ok=True)
+    release(folder)
     return manifest
 
 
@@ -313,9 +321,14 @@ def prepare_output(
     Returns ``complete=True`` when the folder already holds exactly this artefact. A folder
     holding a different artefact (finished or in progress) is refused unless ``overwrite``, in
     which case its manifest and pending marker are removed so the stage starts afresh.
+
+    An unfinished claim holds the folder's write lock (:mod:`histosynth.locking`) until
+    :func:`write_manifest`: a second process claiming it meanwhile gets
+    :class:`~histosynth.locking.FolderBusyError` naming the holder.
     """
     folder = Path(folder)
     want = artifact_id(kind, config, (inputs or {}).values())
+    acquire(folder)  # one writer per folder: a second process is refused here, by name
     for marker in (MANIFEST, PENDING):
         path = folder / marker
         if not path.is_file():
@@ -327,8 +340,11 @@ def prepare_output(
         if have == want:
             if marker == PENDING:
                 sweep_temp_files(folder)
+            else:
+                release(folder)  # finished: nothing left to write
             return Output(folder, want, complete=marker == MANIFEST)
         if not overwrite:
+            release(folder)
             raise ArtifactError(
                 f"{folder}: holds another {kind} artefact ({have}); use a new output folder or --overwrite"
             )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from histosynth.artifacts import ArtifactError
 from histosynth.config import ConfigError
 from histosynth.data.classmap import ClassMapError
+from histosynth.disk import DiskFullError
+from histosynth.locking import FolderBusyError
 from histosynth.registry import RegistryError
 from histosynth.wsi.base import SlideError
 
@@ -19,6 +21,8 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ArtifactError,
     ConfigError,
     ClassMapError,
+    DiskFullError,
+    FolderBusyError,
     RegistryError,
     SlideError,
     UnsafeFileError,

@@ -51,7 +51,7 @@ def _fatal(code: int, text: str, *needles: str) -> None:
 
 
 SLIDE_FAULTS = {  # slide → (file name, what the sentence says)
-    "truncated": ("truncated.tif", "truncated or corrupt"),
+    "truncated": ("truncated.tif", "the file is truncated"),
     "notaslide": ("notaslide.svs", "not a readable TIFF"),
     "nompp": ("nompp.tif", "no resolution (mpp)"),
     "glass": ("glass.tif", "no tissue found"),

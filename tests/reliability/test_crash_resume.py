@@ -25,16 +25,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def slides(tmp_path_factory):
     """Four small synthetic slides with ground-truth GeoJSON, tiled once."""
-    from histosynth.samples import write_synthetic_slide
-    from tests.wsi._helpers import write_geojson
+    from tests.wsi._helpers import write_annotated_slides
 
-    root = tmp_path_factory.mktemp("crash")
-    for d in ("s", "ann"):
-        (root / d).mkdir()
-    for i in range(4):
-        s = write_synthetic_slide(root / "s" / f"s{i}.tif", size=(1024, 768), seed=i)
-        write_geojson(s, root / "ann" / f"s{i}.geojson")
-    s.classes.save(root / "classes.json")
+    root = write_annotated_slides(tmp_path_factory.mktemp("crash"), 4)
     res = CliRunner().invoke(cli, ["tile", str(root / "s"), "-o", str(root / "tiles"), "--size", "64"])
     assert res.exit_code == 0, res.output
     return root

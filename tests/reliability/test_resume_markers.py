@@ -13,4 +13,4 @@ def test_resume_sweeps_temporaries_of_a_killed_run(tmp_path):
     again = prepare_output(tmp_path / "a", "tiles", {"x": 1})
     assert not again.complete
     left = sorted(p.relative_to(again.folder).as_posix() for p in again.folder.rglob("*"))
-    assert left == [".pending.json", "done.bin", "sub"]
+    assert left == [".lock", ".pending.json", "done.bin", "sub"]  # .lock: this run holds the folder

@@ -26,7 +26,7 @@ def test_large_image_is_a_pyramidal_slide_with_aligned_labels(tiny_checkpoint, t
     with tifffile.TiffFile(res["labels"]) as tf:
         label = tf.pages[0].asarray()
     assert label.shape == (192, 256) and set(np.unique(label)) <= {1, 2, 3}
-    fc = json.loads((tmp_path / "big" / "regions.geojson").read_text())
+    fc = json.loads((tmp_path / "big" / "image.geojson").read_text())
     geoms = {f["properties"]["classification"]["name"]: shape(f["geometry"]) for f in fc["features"]}
     names = json.loads((tmp_path / "big" / "classes.json").read_text())["classes"]
     for r, c in [(10, 10), (100, 200), (150, 40)]:  # the GeoJSON agrees with the label TIFF

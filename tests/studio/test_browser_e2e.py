@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from tests.studio.browser import chromium, open_page, paint_two_regions, pick_first_crop
-from tests.studio.http_client import call
+from tests.studio.http_client import Client
 
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
@@ -31,7 +31,7 @@ def test_paint_pick_generate_with_the_real_model(
     session = StudioSession(synth, crop_bank, MapSource(tiny_dataset, "test", synth.image_size))
     errors: list[str] = []
     with ServerThread(create_app(session)) as srv, chromium() as browser:
-        page = open_page(browser, srv.url, errors)
+        page = open_page(browser, srv.page(), errors)
         paint_two_regions(page, 1, 3)
         picked = {c: pick_first_crop(page, c) for c in (1, 3)}
         page.fill("#steps", "4")
@@ -47,7 +47,7 @@ def test_paint_pick_generate_with_the_real_model(
         page.screenshot(path=str(shot), full_page=True)
 
         def download(link: str) -> bytes:
-            status, _, body = call(srv.url + page.get_attribute(link, "href"))
+            status, _, body = Client(srv.url, srv.token).call(srv.url + page.get_attribute(link, "href"))
             assert status == 200
             return body
 

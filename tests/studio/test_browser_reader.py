@@ -43,7 +43,7 @@ def test_rate_to_the_end_and_score(study):
     given: list[dict] = []
     errors: list[str] = []
     with ServerThread(create_app(study=study)) as srv, chromium() as browser:
-        page = open_page(browser, srv.url + "/reader", errors)
+        page = open_page(browser, srv.page("/reader"), errors)
         page.fill("#rater", "not a name!")
         page.click("#start-button")
         page.wait_for_selector("#message:not([hidden])")
@@ -56,7 +56,7 @@ def test_rate_to_the_end_and_score(study):
         page.context.close()  # the browser is closed midway: nothing given so far is lost
         assert len(study.ratings("ann")) == 3
 
-        page = open_page(browser, srv.url + "/reader", errors)
+        page = open_page(browser, srv.page("/reader"), errors)
         page.fill("#rater", "ann")
         page.click("#start-button")
         page.wait_for_selector("#rating:not([hidden])")

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from tests.studio.browser import chromium, need_browser, open_page, paint_two_regions, pick_first_crop
-from tests.studio.http_client import call
+from tests.studio.http_client import Client
 
 
 def test_paint_pick_upload_queue_and_overlay(session, generator, tmp_path):
@@ -22,7 +22,7 @@ def test_paint_pick_upload_queue_and_overlay(session, generator, tmp_path):
     generator.gate = threading.Event()
     errors: list[str] = []
     with ServerThread(create_app(session)) as srv, chromium() as browser:
-        page = open_page(browser, srv.url, errors)
+        page = open_page(browser, srv.page(), errors)
         paint_two_regions(page, 1, 2)
         picked = {c: pick_first_crop(page, c) for c in (1, 2)}
         # a bad upload gets its message on the page, next to the class
@@ -43,7 +43,7 @@ def test_paint_pick_upload_queue_and_overlay(session, generator, tmp_path):
         page.check("#overlay-toggle")
         assert page.is_visible("#result-overlay")
         href = page.get_attribute("#download-label", "href")
-        label = np.asarray(Image.open(io.BytesIO(call(srv.url + href)[2])))
+        label = np.asarray(Image.open(io.BytesIO(Client(srv.url, srv.token).call(srv.url + href)[2])))
         assert sorted(np.unique(label).tolist()) == [1, 2] and (label == 2).mean() > 0.1
         page.screenshot(path=str(shot_dir / "studio-double.png"), full_page=True)
         assert [c.class_id for c in generator.calls[0]["crops"]] == [1, 2]

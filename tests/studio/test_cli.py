@@ -71,9 +71,11 @@ def test_studio_command_serves_the_real_model(tiny_checkpoint, crop_bank):
             lines.append(proc.stdout.readline())
             if "open http://" in lines[-1]:
                 break
-        url = re.search(r"http://127\.0\.0\.1:\d+", "".join(lines))
+        url = re.search(r"(http://127\.0\.0\.1:\d+)/\?token=([0-9a-f]{48})", "".join(lines))
         assert url, "".join(lines)
-        status, _, body = call(url.group() + "/api/config")
+        base, token = url.groups()
+        assert call(base + "/api/config")[0] == 401  # not without the printed token
+        status, _, body = call(base + "/api/config", headers={"Authorization": f"token {token}"})
         cfg = json.loads(body)
         assert status == 200 and cfg["size"] == 64 and "dpm++" in cfg["samplers"]
         assert [c["name"] for c in cfg["classes"]] == crop_bank.classes.names

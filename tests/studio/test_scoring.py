@@ -54,5 +54,5 @@ def test_score_study_and_cli(study, tmp_path):
         cli, ["reader-study", "score", str(study.folder), "-o", str(tmp_path / "s.json")]
     )
     assert res.exit_code == 0, res.output
-    assert "discrimination accuracy" in res.output and "realism real" in res.output
+    assert "discrimination accuracy" in res.output and "mean realism (1-5)" in res.output
     assert json.loads((tmp_path / "s.json").read_text())["discrimination"] == s["discrimination"]

@@ -56,3 +56,17 @@ def truth_at(slide, x0: int, y0: int, size0: float, out_size: int) -> np.ndarray
         int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
     )
     return full[np.ix_(ys - ys.min(), xs - xs.min())]
+
+
+def write_annotated_slides(root: Path, n: int, size: tuple[int, int] = (1024, 768)) -> Path:
+    """``root/s/s<i>.tif`` synthetic slides, ``root/ann/s<i>.geojson`` their ground truth and
+    ``root/classes.json``; returns ``root``."""
+    from histosynth.samples import write_synthetic_slide
+
+    for d in ("s", "ann"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        s = write_synthetic_slide(root / "s" / f"s{i}.tif", size=size, seed=i)
+        write_geojson(s, root / "ann" / f"s{i}.geojson")
+    s.classes.save(root / "classes.json")
+    return root

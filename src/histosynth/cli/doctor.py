@@ -11,14 +11,15 @@ import click
               help="A local encoder-weights registry file (TOML) to check.")  # fmt: skip
 def command(ray_address: str | None, weights_registry: str | None) -> None:
     """Versions, CPU/GPU, slide readers, encoder weights found (and how to add missing ones)."""
+    from histosynth.console import format_table
     from histosynth.doctor import run_checks
 
     ok = True
+    marks = {"ok": "✓", "missing": "·", "error": "✗"}
     for section, rows in run_checks(ray_address=ray_address, weights_registry=weights_registry).items():
         click.echo(click.style(section, bold=True))
-        for name, status, detail in rows:
-            mark = {"ok": "✓", "missing": "·", "error": "✗"}[status]
-            ok &= status != "error"
-            click.echo(f"  {mark} {name:<22} {detail}")
+        ok &= all(status != "error" for _, status, _ in rows)
+        table = format_table(["", "name", "detail"], [[marks[s], n, d] for n, s, d in rows], indent=2)
+        click.echo("\n".join(table.splitlines()[1:]))  # the section title says what the columns are
     if not ok:
         raise SystemExit(1)

@@ -10,14 +10,16 @@ from histosynth.cli.options import config_options, echo_failures, executor_optio
 def _list_encoders(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
+    from histosynth.console import format_table
     from histosynth.embed.encoders import ENCODERS, encoder_status
 
-    for row in encoder_status(registry_file=ctx.params.get("weights_registry")):
-        spec = ENCODERS.get(row["name"])
-        mark = "✓" if row["available"] else "·"
-        click.echo(f"{mark} {row['name']:<16} {spec.dim:>5}-d  {spec.help}")
-        if not row["available"]:
-            click.echo(f"    {row['detail']}")
+    status = encoder_status(registry_file=ctx.params.get("weights_registry"))
+    rows = [["✓" if r["available"] else "·", r["name"], ENCODERS.get(r["name"]).dim, ENCODERS.get(r["name"]).help]
+            for r in status]  # fmt: skip
+    click.echo(format_table(["", "encoder", "dim", "what it is"], rows))
+    missing = [f"  {r['detail']}" for r in status if not r["available"]]
+    if missing:
+        click.echo("\nnot available (· above):\n" + "\n".join(missing))
     ctx.exit(0)
 
 

@@ -29,7 +29,7 @@ def _variants(values: tuple[str, ...]) -> dict[str, str]:
     "real",
     required=True,
     type=click.Path(file_okay=False, exists=True),
-    help="The real patch dataset (its train split is what the model saw).",
+    help="The real images: a patch dataset (its train split is what the model saw) or a folder of PNGs.",
 )
 @click.option(
     "--synthetic",
@@ -37,9 +37,16 @@ def _variants(values: tuple[str, ...]) -> dict[str, str]:
     multiple=True,
     required=True,
     metavar="NAME=DIR",
-    help="A synthetic patch dataset and its variant name (repeatable: one per variant).",
+    help="A synthetic patch dataset or a folder of PNGs, and its variant name (repeatable: one per variant).",
 )
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option(
+    "--out",
+    "out",
+    default="histosynth-evaluation",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Output folder (resumed when it holds the same evaluation).",
+)
 @click.option(
     "--detector",
     "detectors",
@@ -71,6 +78,9 @@ def command(real, synthetic, out, detectors, weights, overwrite, preset, config_
 
     Example: histosynth evaluate --real data/real --synthetic map=syn/map --synthetic tokens=syn/tokens
     --detector handcrafted --detector random-cnn --out eval/ --preset cpu
+
+    Plain folders of PNG images work too (another generator's output, a collaborator's folder):
+    FD, KID, PRDC and memorisation are computed; the metrics that need label maps are skipped.
     """
     from histosynth.cli.options import resolve
     from histosynth.evaluate.config import EvaluateConfig
@@ -84,35 +94,44 @@ def command(real, synthetic, out, detectors, weights, overwrite, preset, config_
 
 
 def _list(ctx: click.Context) -> None:
+    from histosynth.console import format_table
     from histosynth.evaluate.detectors import DETECTORS, detector_names
 
-    for name in detector_names():
-        click.echo(
-            f"{name:<20} {DETECTORS.help(name) if name in DETECTORS else 'encoder of the embedding stage'}"
-        )
+    rows = [
+        [n, DETECTORS.help(n) if n in DETECTORS else "encoder of the embedding stage"]
+        for n in detector_names()
+    ]
+    click.echo(format_table(["detector", "what it is"], rows))
     ctx.exit(0)
 
 
-def _fmt(v) -> str:
-    return "—" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+_DISTRIBUTION = (("FD", "fd"), ("KID", "kid"), ("precision", "precision"), ("recall", "recall"),
+                 ("density", "density"), ("coverage", "coverage"))  # fmt: skip
+_PER_VARIANT = (("C2ST", "c2st"), ("speckle ratio", "speckle_ratio"), ("mask mIoU", "mask_miou"),
+                ("TSTR mIoU", "tstr_miou"), ("memorised", "memo_offending_images"), ("crop copies", "crop_copies"),
+                ("flagged", "hallucination_flagged"))  # fmt: skip
 
 
 def _summary(result: dict) -> str:
-    lines = []
-    for det in result["metric_detectors"]:
-        lines.append(
-            f"{det}:  {'variant':<16}{'FD':>10}{'KID':>10}{'prec':>7}{'rec':>7}{'dens':>7}{'cov':>7}"
-        )
-        for v, m in result["metrics"].items():
-            vals = [m.get(f"{k}_{det}") for k in ("fd", "kid", "precision", "recall", "density", "coverage")]
-            lines.append(
-                f"    {v:<16}"
-                + "".join(f"{_fmt(x):>{w}}" for x, w in zip(vals, (10, 10, 7, 7, 7, 7), strict=True))
-            )
-    for v in result["variants"]:
-        m = result["metrics"][v]
-        lines.append(f"{v}: C2ST {_fmt(m.get('c2st'))} (real floor "
-                     f"{_fmt(result['metrics'].get('real-heldout', {}).get('c2st'))}), mask mIoU {_fmt(m.get('mask_miou'))}, TSTR mIoU {_fmt(m.get('tstr_miou'))}, "
-                     f"memorisation offenders {m.get('memo_offending_images', 0)}, crop copies "
-                     f"{m.get('crop_copies', 0)}, flagged {m.get('hallucination_flagged', 0)}")  # fmt: skip
-    return "\n".join(lines)
+    """Aligned tables: distribution metrics per detector, then the per-variant checks, with the
+    held-out real patches' row (the C2ST, speckle and mask mIoU floors) under the variants."""
+    from histosynth.console import format_table
+    from histosynth.evaluate.data import REAL_HELDOUT
+
+    metrics = result["metrics"]
+    blocks = [
+        format_table(
+            ["variant", *(h for h, _ in _DISTRIBUTION)],
+            [[v, *(m.get(f"{k}_{det}") for _, k in _DISTRIBUTION)] for v, m in metrics.items()],
+            title=f"{det}:",
+            indent=2,
+        )  # fmt: skip
+        for det in result["metric_detectors"]
+    ]
+    rows = [[v, *(metrics[v].get(k) for _, k in _PER_VARIANT)] for v in result["variants"]]
+    floor = [REAL_HELDOUT, *(metrics.get(REAL_HELDOUT, {}).get(k) for _, k in _PER_VARIANT)]
+    if any(x is not None for x in floor[1:]):
+        rows.append(floor)
+    blocks.append(format_table(["variant", *(h for h, _ in _PER_VARIANT)], rows, title="checks:", indent=2))
+    blocks.extend(f"note: {n}" for n in result.get("notes", []))
+    return "\n".join(blocks)

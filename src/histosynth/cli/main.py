@@ -59,12 +59,27 @@ def cli() -> None:
     """
 
 
+def _run(argv: list[str] | None) -> None:
+    """Run one command; free the folders it claimed however it ends; name a full disk."""
+    from histosynth.disk import as_disk_full, is_disk_full
+    from histosynth.errors import USER_ERRORS
+    from histosynth.locking import releasing_new_locks
+
+    with releasing_new_locks():
+        try:
+            cli.main(args=argv, prog_name="histosynth", standalone_mode=False)
+        except Exception as exc:  # a library writing a file itself (torch, safetensors) filled the disk
+            if is_disk_full(exc) and not isinstance(exc, USER_ERRORS):
+                raise as_disk_full(exc) from exc  # here, while the folder being written is still held
+            raise
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors print one sentence and exit 2; HISTOSYNTH_DEBUG=1 shows tracebacks."""
     from histosynth.errors import USER_ERRORS
 
     try:
-        cli.main(args=argv, prog_name="histosynth", standalone_mode=False)
+        _run(argv)
     except click.exceptions.Abort:
         click.echo("interrupted; re-run the same command to resume", err=True)
         sys.exit(130)

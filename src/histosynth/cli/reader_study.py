@@ -59,17 +59,30 @@ def build(
 @command.command("serve")
 @click.argument("study_dir", type=click.Path(exists=True, file_okay=False))
 @click.option(
-    "--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port on 127.0.0.1."
+    "--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port to listen on."
 )
-def serve(study_dir: str, port: int) -> None:
-    """Serve the study's rating page at /reader (the key is never served)."""
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on: 0.0.0.0 (or one of this machine's addresses) serves readers at other "
+    "machines, who open the printed URL with its token.",
+)
+def serve(study_dir: str, port: int, host: str) -> None:
+    """Serve the study's rating page at /reader (the key is never served).
+
+    The printed URL carries a token, new at every launch; give it to the raters. Without it the
+    page does not open, so serving to other machines (--host) exposes nothing to the network.
+    """
     from histosynth.cli.studio import run_app, web_deps
 
     web_deps()
+    from histosynth.studio.access import Access
     from histosynth.studio.app import create_app
     from histosynth.studio.reader_study import ReaderStudy
 
-    run_app(create_app(study=ReaderStudy(study_dir)), port, "/reader")
+    app = create_app(study=ReaderStudy(study_dir), access=Access.serving(host))
+    run_app(app, port, "/reader", host)
 
 
 def _fmt(x: float | None) -> str:
@@ -98,6 +111,7 @@ def score(study_dir: str, key_path: str | None, confidence: float, out: str | No
     from pathlib import Path
 
     from histosynth.artifacts import atomic_write_json
+    from histosynth.console import format_table
     from histosynth.studio.scoring import score_study
 
     s = score_study(study_dir, key_path, confidence)
@@ -108,11 +122,10 @@ def score(study_dir: str, key_path: str | None, confidence: float, out: str | No
         f"discrimination accuracy {_fmt(d['accuracy'])} ({pct} CI {_fmt(d['ci'][0])}–{_fmt(d['ci'][1])}, "
         f"p vs chance {_fmt(d['p_value_vs_chance'])})"
     )
-    for src, r in s["realism"].items():
-        click.echo(
-            f"realism {src:<9} mean {_fmt(r['mean'])} ({pct} CI {_fmt(r['ci'][0])}–{_fmt(r['ci'][1])}, "
-            f"n={r['n']}), called real {_fmt(r['called_real'])}"
-        )
+    rows = [[src, r["n"], r["mean"], f"{_fmt(r['ci'][0])}–{_fmt(r['ci'][1])}", r["called_real"]]
+            for src, r in s["realism"].items()]  # fmt: skip
+    header = ["source", "n", "mean realism (1-5)", f"{pct} CI", "called real"]
+    click.echo(format_table(header, rows, digits=3))
     path = Path(out) if out else Path(study_dir) / "scores.json"
     atomic_write_json(path, s)
     click.echo(f"scores written to {path}")

@@ -23,15 +23,23 @@ def web_deps() -> None:
             )
 
 
-def run_app(app, port: int, path: str = "/") -> None:
-    """Serve ``app`` on 127.0.0.1 until Ctrl-C, turning a busy port into one sentence."""
+def run_app(app, port: int, path: str = "/", host: str | None = None) -> None:
+    """Serve ``app`` on ``host`` (127.0.0.1) until Ctrl-C; print the URL with the launch token."""
+    import socket
+
     from histosynth.studio.server import HOST, bind, serve
 
+    host = host or HOST
     try:
-        sock = bind(port)
+        sock = bind(port, host)
     except OSError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"histosynth studio: open http://{HOST}:{sock.getsockname()[1]}{path}  (Ctrl-C stops it)")
+    port = sock.getsockname()[1]
+    access = app.state.access
+    click.echo(f"histosynth studio: open {access.url(f'http://{HOST}:{port}', path)}  (Ctrl-C stops it)")
+    if host != HOST:
+        name = socket.getfqdn() if host in ("0.0.0.0", "::") else host
+        click.echo(f"from other machines: {access.url(f'http://{name}:{port}', path)}  (the token is needed)")
     # uvicorn re-raises Ctrl-C after its graceful shutdown, or returns when the signal came while
     # it was restoring its handlers: say "stopped" either way.
     with contextlib.suppress(KeyboardInterrupt):
@@ -81,7 +89,7 @@ def load_synthesizer(checkpoint: str, device: str):
     type=click.IntRange(0, 65535),
     default=8765,
     show_default=True,
-    help="Port on 127.0.0.1 (the studio never listens on other interfaces).",
+    help="Port on 127.0.0.1 (the studio never listens on other interfaces; its URL carries a token).",
 )
 @click.option("--device", default="cpu", show_default=True, help="Torch device of the model.")
 @click.option(
@@ -102,6 +110,9 @@ def command(
     max_upload_mb: float,
 ) -> None:
     """Paint a semantic map, pick exemplar crops, generate and download: a page on 127.0.0.1.
+
+    The URL printed at start carries a token, new at every launch (as Jupyter's does): only a
+    browser that opened it can use the page; other sites and other host names are refused.
 
     The page offers one brush per class, fill and erase, held-out maps (--maps), the crop
     bank's crops per class with their source, uploads, both guidance scales, steps, sampler and

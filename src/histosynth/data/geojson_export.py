@@ -1,5 +1,11 @@
 """Label maps to QuPath-compatible GeoJSON (one annotation feature per class).
 
+The layout is QuPath's own export (0.4 and later): a FeatureCollection of ``Feature`` objects,
+each with an ``id`` (a UUID; here derived from the class and the outline, so the same map
+always gives the same file), a ``geometry`` and ``properties`` holding ``objectType:
+"annotation"`` and ``classification: {"name", "color": [r, g, b]}``. QuPath imports the file
+by drag and drop onto the image; ``histosynth dataset --annotations`` reads it back.
+
 Polygons are exact pixel outlines: each class mask is the union of its row runs (rectangles),
 merged with shapely, so a round trip through a polygon rasteriser gives the same pixels.
 Coordinates are level-0 pixels (``scale`` maps label pixels to level-0 pixels).
@@ -56,10 +62,12 @@ def label_to_geojson(
         geom = _mask_polygons(label == c.id)
         if scale != 1.0:
             geom = affinity.scale(geom, xfact=scale, yfact=scale, origin=(0, 0))
+        geometry = mapping(geom)
         features.append(
             {
                 "type": "Feature",
-                "geometry": mapping(geom),
+                "id": _feature_id(c.name, geometry),
+                "geometry": geometry,
                 "properties": {
                     "objectType": "annotation",
                     "classification": {"name": c.name, "color": list(c.color)},
@@ -67,6 +75,15 @@ def label_to_geojson(
             }
         )
     return {"type": "FeatureCollection", "features": features}
+
+
+def _feature_id(name: str, geometry: dict[str, Any]) -> str:
+    """A UUID (QuPath keeps one per object) that depends only on the class and its outline."""
+    import hashlib
+    import uuid
+
+    digest = hashlib.sha256(f"{name}\n{json.dumps(geometry)}".encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=5))
 
 
 def write_geojson(path: str | Path, label: np.ndarray, classes: ClassMap, scale: float = 1.0) -> Path:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from histosynth.disk import as_disk_full, is_disk_full
 from histosynth.registry import Registry
 
 __all__ = [
@@ -63,6 +64,8 @@ def call_item(work: Work, key: str, item: Any) -> ItemRecord:
     try:
         out = work(key, item)
     except Exception as exc:  # one bad item is reported and skipped; the batch goes on
+        if is_disk_full(exc):  # not this item's fault: the whole run stops, to be resumed
+            raise as_disk_full(exc) from None
         reason = str(exc) or type(exc).__name__
         if os.environ.get("HISTOSYNTH_DEBUG"):
             reason += "\n" + traceback.format_exc()

@@ -5,7 +5,8 @@ Detectors (:mod:`.detectors`), streamed statistics and Fréchet distance (:mod:`
 (:mod:`.bootstrap`), mask fidelity and TSTR with DeepLabv3+ (:mod:`.segmentation`, :mod:`.tstr`),
 memorisation and crop copying (:mod:`.memorization`, :mod:`.crops`), hallucination flags
 (:mod:`.hallucination`); the stage, :func:`histosynth.evaluate.suite.run`, runs them all and
-writes ``metrics.json``.
+writes ``metrics.json``; :func:`compare_folders` gives FD, KID and PRDC between two image folders
+in one call.
 
 Submodules are imported on first use, so ``import histosynth.evaluate`` stays light.
 """
@@ -14,12 +15,13 @@ from __future__ import annotations
 
 from histosynth.registry import lazy_getattr
 
-__all__ = ["DETECTORS", "EvaluateConfig", "TSTRConfig", "frechet_distance"]
+__all__ = ["DETECTORS", "EvaluateConfig", "TSTRConfig", "compare_folders", "frechet_distance"]
 
 _WHERE = {
     "DETECTORS": "histosynth.evaluate.detectors",
     "EvaluateConfig": "histosynth.evaluate.config",
     "TSTRConfig": "histosynth.evaluate.config",
+    "compare_folders": "histosynth.evaluate.folders",
     "frechet_distance": "histosynth.evaluate.stats",
 }
 

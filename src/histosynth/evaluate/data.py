@@ -10,6 +10,7 @@ from pathlib import Path
 from histosynth.artifacts import ArtifactError
 from histosynth.data.patch_dataset import PatchDataset
 from histosynth.evaluate.config import EvaluateConfig
+from histosynth.evaluate.folders import ImageFolder, has_maps, open_images
 from histosynth.seeding import item_seed
 
 __all__ = ["REAL_HELDOUT", "EvalData", "load_eval_data"]
@@ -25,12 +26,33 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 class EvalData:
     """Real rows split into train (what the model saw) and held-out; synthetic rows per variant."""
 
-    real: PatchDataset
+    real: PatchDataset | ImageFolder
     train_rows: tuple[int, ...]
     heldout_rows: tuple[int, ...]
     heldout_source: str
-    synthetic: dict[str, PatchDataset]
+    synthetic: dict[str, PatchDataset | ImageFolder]
     synthetic_rows: dict[str, tuple[int, ...]]
+
+    def mapped(self) -> dict[str, PatchDataset]:
+        """The variants with label maps, when the real data has them too (else none)."""
+        if not has_maps(self.real):
+            return {}
+        return {v: ds for v, ds in self.synthetic.items() if has_maps(ds)}
+
+    def notes(self) -> list[str]:
+        """One sentence on the metrics plain image folders leave out, then any files they skipped."""
+        plain = [ds for ds in (self.real, *self.synthetic.values()) if not has_maps(ds)]
+        if not plain:
+            return []
+        what = "mask fidelity, TSTR, per-class FD and crop copies were skipped"
+        if not has_maps(self.real):
+            first = (
+                f"{what}: the real images ({self.real.folder}) are a plain image folder without label maps"
+            )
+        else:
+            names = ", ".join(f"{v} ({ds.folder})" for v, ds in self.synthetic.items() if not has_maps(ds))
+            first = f"{what} for {names}: a plain image folder has no label maps"
+        return [first, *(n for ds in plain if isinstance(ds, ImageFolder) and (n := ds.note()))]
 
 
 def _cap(ds: PatchDataset, rows: list[int], n: int, seed: int) -> tuple[int, ...]:
@@ -42,7 +64,7 @@ def _cap(ds: PatchDataset, rows: list[int], n: int, seed: int) -> tuple[int, ...
 
 
 def load_eval_data(real: str | Path, synthetic: Mapping[str, str | Path], cfg: EvaluateConfig) -> EvalData:
-    """Open and check the datasets; split the real one.
+    """Open and check the datasets (patch datasets or plain PNG folders); split the real one.
 
     The real training rows are those of ``cfg.real_split`` (all rows outside the held-out
     split when no row has that split); held-out rows are those of ``cfg.heldout_split``, or, when there are none, a
@@ -55,7 +77,7 @@ def load_eval_data(real: str | Path, synthetic: Mapping[str, str | Path], cfg: E
             raise ArtifactError(
                 f"variant name {name!r} must be letters, digits, _ . + - and not {REAL_HELDOUT!r}"
             )
-    rds = PatchDataset(real)
+    rds = open_images(real)
     split = rds.index["split"].astype(str).tolist()
     held = [i for i, s in enumerate(split) if s == cfg.heldout_split]
     train = [i for i, s in enumerate(split) if s == cfg.real_split] or [
@@ -73,9 +95,10 @@ def load_eval_data(real: str | Path, synthetic: Mapping[str, str | Path], cfg: E
         )
     syn, syn_rows = {}, {}
     for name, folder in synthetic.items():
-        ds = PatchDataset(folder)
-        # Synthetic maps may use a subset of the real classes, never a class the real data lacks.
-        rds.classes.check_ids(ds.classes.ids, f"{ds.folder / 'classes.json'} (against the real dataset)")
+        ds = open_images(folder)
+        if has_maps(rds) and has_maps(ds):
+            # Synthetic maps may use a subset of the real classes, never a class the real data lacks.
+            rds.classes.check_ids(ds.classes.ids, f"{ds.folder / 'classes.json'} (against the real dataset)")
         syn[name], syn_rows[name] = ds, _cap(ds, list(range(len(ds))), cfg.max_images, cfg.seed)
         if len(syn_rows[name]) < 2:
             raise ArtifactError(f"{ds.folder}: synthetic variant {name!r} has fewer than 2 images")

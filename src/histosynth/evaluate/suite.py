@@ -51,7 +51,9 @@ from histosynth.evaluate.features import (
     preprocessing_spec,
     read_png_rgb,
 )
+from histosynth.evaluate.folders import has_maps
 from histosynth.jobs import RunSummary
+from histosynth.model_card import record_evaluation
 
 __all__ = ["METRICS_FILE", "read_metrics", "run", "slug"]
 
@@ -101,13 +103,15 @@ def run(
     Parameters
     ----------
     synthetic
-        Variant name → synthetic patch dataset folder.
+        Variant name → synthetic patch dataset folder, or a plain folder of PNG images (the
+        metrics that need label maps are then skipped for it, with a sentence in ``notes``).
     out
         The output folder (an artefact of kind ``metrics``); a finished one is returned as is.
     cfg
         The evaluation config (default :class:`~histosynth.evaluate.config.EvaluateConfig`).
     real
-        A patch dataset folder (its ``cfg.real_split`` rows are the training data).
+        A patch dataset folder (its ``cfg.real_split`` rows are the training data), or a plain
+        folder of PNG images (a seeded ``cfg.heldout_fraction`` of them is held out).
     overwrite
         Replace an output folder that holds another evaluation.
 
@@ -154,7 +158,7 @@ def run(
         _speckle(data, metrics)
     counts: dict[str, Any] = {"real_train": len(data.train_rows), "real_heldout": len(data.heldout_rows),
                               **{f"synthetic_{v}": len(data.synthetic_rows[v]) for v in variants}}  # fmt: skip
-    if cfg.per_class:
+    if cfg.per_class and data.mapped():
         with timer("per_class"):
             _per_class(data, detectors, cache, cfg, metrics, counts)
     report: dict[str, Any] = {}
@@ -162,13 +166,13 @@ def run(
         report["memorization"] = _memorization(data, feats, cfg, metrics)
         report["crop_copies"] = _crop_copies(data, cfg, metrics)
     seg_scores: dict[str, np.ndarray] = {}
-    if cfg.mask_fidelity or cfg.tstr.enabled:
+    if (cfg.mask_fidelity or cfg.tstr.enabled) and has_maps(data.real):
         with timer("mask_fidelity"):
             seg_scores, report["segmenter_losses"] = _mask_fidelity(data, cfg, folder, device, metrics)
     if cfg.hallucination.enabled:
         with timer("hallucination"):
             report["flags"] = _hallucination(data, feats, seg_scores, cfg, metrics)
-    if cfg.tstr.enabled:
+    if cfg.tstr.enabled and data.mapped():
         with timer("tstr"):
             report["tstr"] = _tstr(data, cfg, folder, device, metrics)
     report["samples"] = _samples(data, feats, cfg)
@@ -177,7 +181,8 @@ def run(
         "real": {"folder": str(data.real.folder), "id": data.real.id, "heldout": data.heldout_source},
         "synthetic": {v: {"folder": str(ds.folder), "id": ds.id} for v, ds in data.synthetic.items()},
         "variants": variants,
-        "classes": data.real.classes.to_json()["classes"],
+        "classes": data.real.classes.to_json()["classes"] if has_maps(data.real) else [],
+        "notes": data.notes(),
         "detectors": {n: d.identity for n, d in detectors.items()},
         "metric_detectors": list(cfg.detectors),
         "preprocessing": {n: preprocessing_spec(d) for n, d in detectors.items()},
@@ -201,6 +206,8 @@ def run(
     }
     atomic_write_json(folder / METRICS_FILE, _jsonable(result))
     manifest = write_manifest(folder, Kind.METRICS, config, inputs, counts, metrics_file=METRICS_FILE)
+    # The latest numbers go into the card of each model whose samples were scored.
+    record_evaluation(read_metrics(folder), data.synthetic, folder)
     return StageResult(folder, manifest, RunSummary())
 
 
@@ -252,7 +259,7 @@ def _per_class(data: EvalData, detectors: dict[str, Detector], cache: FeatureCac
     args = (cfg.region_tile, cfg.region_purity, cfg.region_max_per_image, cfg.seed)
     regions = {"train": class_region_sets(data.real, data.train_rows, *args),
                REAL_HELDOUT: class_region_sets(data.real, data.heldout_rows, *args)}  # fmt: skip
-    for v, ds in data.synthetic.items():
+    for v, ds in data.mapped().items():
         regions[v] = class_region_sets(ds, data.synthetic_rows[v], *args)
     for c in data.real.classes.classes:
         key = slug(c.name)
@@ -263,7 +270,7 @@ def _per_class(data: EvalData, detectors: dict[str, Detector], cache: FeatureCac
         for name in cfg.detectors:
             ref = extract(regions["train"][c.id], detectors[name], cache, cfg.workers, f"{name} {key} train")
             for v in metrics:
-                if len(regions[v][c.id]) < cfg.region_min_tiles:
+                if v not in regions or len(regions[v][c.id]) < cfg.region_min_tiles:
                     continue
                 f = extract(regions[v][c.id], detectors[name], cache, cfg.workers, f"{name} {key} {v}")
                 metrics[v][f"fd_class_{key}_{name}"] = fd_between(ref, f)
@@ -348,7 +355,7 @@ def _crop_copies(data: EvalData, cfg: EvaluateConfig, metrics) -> dict[str, list
     from histosynth.evaluate.crops import check_crop_copies
 
     out = {}
-    for v, ds in data.synthetic.items():
+    for v, ds in data.mapped().items():
         records = check_crop_copies(ds, data.synthetic_rows[v], data.real, cfg.memorization.crop_tolerance)
         checked = [r for r in records if r["status"] == "checked"]
         if not records:
@@ -372,7 +379,7 @@ def _mask_fidelity(data: EvalData, cfg: EvaluateConfig, folder: Path, device: st
                         device, folder / "segmenter_real.safetensors")  # fmt: skip
     per_image: dict[str, np.ndarray] = {}
     sources = {REAL_HELDOUT: Source(data.real, data.heldout_rows)}
-    sources.update({v: Source(ds, data.synthetic_rows[v]) for v, ds in data.synthetic.items()})
+    sources.update({v: Source(ds, data.synthetic_rows[v]) for v, ds in data.mapped().items()})
     for v, src in sources.items():
         cm, per_image[v] = score(seg, src)
         iou, dice = iou_per_class(cm), dice_per_class(cm)
@@ -404,7 +411,7 @@ def _tstr(data: EvalData, cfg: EvaluateConfig, folder: Path, device: str, metric
     from histosynth.evaluate.tstr import run_tstr
 
     res = run_tstr(Source(data.real, data.train_rows), Source(data.real, data.heldout_rows),
-                   {v: Source(ds, data.synthetic_rows[v]) for v, ds in data.synthetic.items()},
+                   {v: Source(ds, data.synthetic_rows[v]) for v, ds in data.mapped().items()},
                    data.real.classes, cfg.tstr, folder, cfg.seed, device,
                    folder / "segmenter_real.safetensors")  # fmt: skip
     for row in res["table"]:

@@ -12,7 +12,8 @@ Output folder::
 
     image.tif        pyramidal tiled TIFF, JPEG, mpp of the training data (OpenSlide, QuPath)
     labels.tif       the label map, aligned, lossless, same pyramid
-    regions.geojson  the label regions as QuPath annotations (level-0 coordinates)
+    image.geojson    the label regions as QuPath annotations (level-0 coordinates), named after
+                     image.tif so that ``histosynth dataset --annotations OUT`` finds it
     classes.json
     manifest.json    kind "large-image": config, seam score, crop provenance
 """
@@ -33,6 +34,8 @@ from histosynth.sample.windows import blend_weights, seam_score, window_origins
 from histosynth.seeding import item_seed, numpy_rng
 
 __all__ = ["LargeConfig", "run"]
+
+GEOJSON_MAX_SIDE = 8192
 
 
 @dataclass(frozen=True)
@@ -186,15 +189,17 @@ def run(
                        description=f"histosynth synthetic image; mpp={mpp}")  # fmt: skip
     write_pyramid_tiff(folder / "labels.tif", array_region_fn(label, labels=True), (cfg.width, cfg.height), mpp,
                        channels=1, compression="deflate")  # fmt: skip
-    step = max(1, max(cfg.width, cfg.height) // 1024)  # GeoJSON outlines at ≤ 1024 px resolution
-    write_geojson(folder / "regions.geojson", label[::step, ::step], synth.classes, scale=float(step))
+    # Exact pixel outlines (re-imported, they give labels.tif back) up to 8192 px; beyond, outlines
+    # at 8192-px resolution keep the file (and QuPath) manageable: exact would take ~2 min at 16k.
+    step = max(1, -(-max(cfg.width, cfg.height) // GEOJSON_MAX_SIDE))
+    write_geojson(folder / "image.geojson", label[::step, ::step], synth.classes, scale=float(step))
     synth.classes.save(folder / "classes.json")
     bx = sorted({x * f for _, x in windows} | {(x + lw) * f for _, x in windows})
     by = sorted({y * f for y, _ in windows} | {(y + lw) * f for y, _ in windows})
     result = {
         "image": str(folder / "image.tif"),
         "labels": str(folder / "labels.tif"),
-        "geojson": str(folder / "regions.geojson"),
+        "geojson": str(folder / "image.geojson"),
         "seam_score": seam_score(np.asarray(image), bx, by),
         "windows": len(windows),
         "mpp": mpp,

@@ -15,6 +15,8 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from histosynth.studio.access import Access
+from histosynth.studio.access import install as install_access
 from histosynth.studio.reader_study import ReaderStudy
 from histosynth.studio.session import StudioSession
 
@@ -29,7 +31,9 @@ _CSP = (
 )
 
 
-def create_app(session: StudioSession | None = None, study: ReaderStudy | None = None) -> FastAPI:
+def create_app(
+    session: StudioSession | None = None, study: ReaderStudy | None = None, access: Access | None = None
+) -> FastAPI:
     """A FastAPI app serving the studio for ``session`` and/or the reader study ``study``.
 
     Parameters
@@ -38,6 +42,9 @@ def create_app(session: StudioSession | None = None, study: ReaderStudy | None =
         The generation side (model, crop bank, maps); its worker stops when the app shuts down.
     study
         A reader study to rate at ``/reader``.
+    access
+        Host names and the per-launch token (:mod:`histosynth.studio.access`); a new token for
+        127.0.0.1 by default. ``app.state.access`` holds it.
     """
     if session is None and study is None:
         raise ValueError("the studio needs a model session, a reader study, or both")
@@ -59,6 +66,8 @@ def create_app(session: StudioSession | None = None, study: ReaderStudy | None =
         response.headers["Content-Security-Policy"] = _CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
+
+    install_access(app, access or Access())  # outermost: checked before anything else runs
 
     if session is not None:
         from histosynth.studio.routes_studio import error_handlers, studio_router

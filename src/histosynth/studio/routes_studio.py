@@ -17,6 +17,10 @@ __all__ = ["studio_router"]
 # Too-large uploads up to this size are read and discarded before the 413 answer.
 _DRAIN_LIMIT = 256 * 2**20
 _DOWNLOAD_NAMES = {"image.png", "label.png", "label-colour.png", "annotation.geojson", "provenance.json"}
+# The image and its GeoJSON download under one stem (job3.png, job3.geojson): saved side by side,
+# `histosynth tile job3.png` and `dataset --annotations` pair them, as QuPath pairs an image with
+# its annotations.
+_SAVED_AS = {"image.png": "{job}.png", "annotation.geojson": "{job}.geojson"}
 
 
 async def json_body(request: Request, max_bytes: int = 2**20) -> dict[str, Any]:
@@ -122,7 +126,8 @@ def studio_router(session: StudioSession) -> APIRouter:
         if got is None:
             raise HTTPException(404, f"{name!r} is not available for {job_id} (state: {job.state})")
         data, media = got
-        headers = {"Content-Disposition": f'attachment; filename="{job_id}-{name}"'} if download else {}
+        saved_as = _SAVED_AS.get(name, "{job}-" + name).format(job=job_id)
+        headers = {"Content-Disposition": f'attachment; filename="{saved_as}"'} if download else {}
         return Response(data, media_type=media, headers=headers)
 
     return r

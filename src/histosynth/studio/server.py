@@ -1,4 +1,4 @@
-"""Run the studio app on 127.0.0.1: in the foreground (the CLI) or in a thread (tests, notebooks)."""
+"""Run the studio app (127.0.0.1 unless told): in the foreground (the CLI) or in a thread (tests, notebooks)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,23 @@ from typing import Any
 
 __all__ = ["HOST", "ServerThread", "bind", "serve"]
 
-HOST = "127.0.0.1"  # never another interface: the studio has no authentication
+HOST = "127.0.0.1"  # the default; other interfaces only for a reader study, always with the token
 
 
-def bind(port: int) -> socket.socket:
-    """A listening socket on ``127.0.0.1:port`` (``0``: a free port), or one clear error."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def bind(port: int, host: str = HOST) -> socket.socket:
+    """A listening socket on ``host:port`` (``0``: a free port), or one clear error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock.bind((HOST, port))
+        sock.bind((host, port))
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise OSError(f"port {port} on {HOST} is in use; choose another with --port") from None
+            raise OSError(f"port {port} on {host} is in use; choose another with --port") from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise OSError(
+                f"{host} is not an address of this machine; give one of its addresses to --host"
+            ) from None
         raise
     sock.listen(64)
     return sock
@@ -54,10 +59,15 @@ class ServerThread:
         self._sock = bind(port)
         self.port = self._sock.getsockname()[1]
         self.url = f"http://{HOST}:{self.port}"
+        self.token: str = app.state.access.token
         self._server = _server(app, log_level)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
         )
+
+    def page(self, path: str = "/") -> str:
+        """The URL a user opens: ``path`` with the launch token (the page then keeps it in a cookie)."""
+        return f"{self.url}{path}?token={self.token}"
 
     def start(self, timeout: float = 20.0) -> ServerThread:
         """Start serving; returns once the server accepts connections."""

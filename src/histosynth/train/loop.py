@@ -40,6 +40,7 @@ from histosynth.diffusion.denoiser import build_denoiser
 from histosynth.diffusion.loss import DiffusionLoss
 from histosynth.diffusion.pipeline import HistoSynthPipeline, make_scheduler
 from histosynth.diffusion.schedule import NoiseSchedule
+from histosynth.model_card import write_model_card
 from histosynth.seeding import item_seed, torch_generator
 from histosynth.train.checkpoint import load_denoiser, save_checkpoint
 from histosynth.train.config import TrainConfig, identity_config
@@ -311,6 +312,7 @@ def run(
     if acc.is_main_process:
         HistoSynthPipeline(ema.model, codec, scheduler).save_pretrained(folder / "model")
         ds.classes.save(folder / "model" / "classes.json")
+        write_model_card(folder / "model", ds, ident, steps)
         stats.plot(folder / "loss.png")
         write_manifest(
             folder, Kind.MODEL, ident, inputs, counts={"steps": steps},

@@ -105,8 +105,10 @@ def read_asap_xml(path: str | Path) -> list[Annotation]:
         if (el.get("Type") or "polygon").lower() not in _AREA_TYPES:
             continue
         group = el.get("PartOfGroup")
-        if not group or group == "None":
+        if not group:
             raise AnnotationError(f"{path}: {label} has no PartOfGroup (class)")
+        # PartOfGroup="None" is a group name like any other (Camelyon16 uses it); the label
+        # scheme says what it means (camelyon16: normal), see histosynth.wsi.schemes.
         coords = []
         for c in el.iter("Coordinate"):
             try:
@@ -134,6 +136,9 @@ def _class_name(props: Mapping[str, Any]) -> str | None:
     cls = props.get("classification")
     if isinstance(cls, Mapping):
         name = cls.get("name")
+        parts = cls.get("names")  # QuPath 0.5 writes a derived class as its parts: ["Tumor", "Positive"]
+        if not name and isinstance(parts, list) and parts:
+            name = ": ".join(map(str, parts))
         return str(name) if name else None
     if isinstance(cls, str) and cls:
         return cls

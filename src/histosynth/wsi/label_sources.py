@@ -206,7 +206,7 @@ def load_label_source(path: str | Path, scheme: LabelScheme, slide_size: tuple[i
     if path.suffix.lower() in POLYGON_SUFFIXES:
         annotations = read_polygons(path)
         check_within(annotations, path, *slide_size)
-        shapes = [(scheme.class_id(a.name, where=f"{path}: {a.label}"), a.geometry) for a in annotations]
+        shapes = [(_class_id(scheme, a, path), a.geometry) for a in annotations]
         return PolygonLabels(shapes, scheme.classes)
     if path.suffix.lower() in MASK_SUFFIXES:
         return MaskLabels(_open_mask(path), scheme.classes, slide_size, str(path))
@@ -258,6 +258,17 @@ def annotation_labels(
         )
     ident = hashlib.sha256("\n".join([*listing, repr(scheme.aliases)]).encode()).hexdigest()[:16]
     return LabelSet(scheme.classes, sources, f"annotations-{ident}", fill=scheme.fill)
+
+
+def _class_id(scheme: LabelScheme, annotation: Any, path: Path) -> int:
+    """The class id of an annotation's name; an ASAP group "None" without a meaning says how to give one."""
+    if annotation.name == "None" and "None" not in scheme.aliases and "None" not in scheme.classes.names:
+        raise AnnotationError(
+            f'{path}: {annotation.label} has PartOfGroup="None", which the class map '
+            f'{scheme.classes.source} does not name; add "aliases": {{"None": "<class>"}} to it '
+            f"(--classes camelyon16 reads it as normal tissue)"
+        )
+    return scheme.class_id(annotation.name, where=f"{path}: {annotation.label}")
 
 
 def _open_mask(path: Path):

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from histosynth.wsi.base import READERS, ArrayReader, SlideError, SlideReader
+from histosynth.wsi.integrity import check_not_truncated
 
 __all__ = ["IMAGE_SUFFIXES", "ImageReader", "OpenSlideReader", "TiffSlideReader", "open_slide"]
 
@@ -250,6 +251,8 @@ def open_slide(path: str | Path, mpp: float | None = None, reader: str = "auto")
     path = Path(path)
     if not path.is_file():
         raise SlideError(f"{path}: slide file not found")
+    if path.suffix.lower() in TIFF_SUFFIXES + (".svs",):
+        check_not_truncated(path)  # one sentence for a cut file, whichever reader would meet it
     name = _auto_reader(path) if reader == "auto" else reader
     if name == "array":
         raise SlideError(f"{path}: the 'array' reader holds in-memory arrays; use ArrayReader directly")
