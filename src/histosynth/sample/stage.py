@@ -53,6 +53,11 @@ class SampleConfig:
     eta: float = 0.0
     batch_size: int = 8
     seed: int = 0
+    # torch intra-op threads per batch; 0: every core of the machine. Fixed whatever the worker
+    # count: oneDNN's convolutions round differently at 1 and 2 threads (1e-6 in the latents,
+    # enough to flip a uint8 now and then), and an image must not depend on how many workers
+    # made it. With --workers N on a CPU, set it to cores / N to avoid oversubscription.
+    threads: int = 0
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.batch_size < 1 or self.steps < 1 or self.crops_per_class < 1:
@@ -131,6 +136,10 @@ class _SampleWork:
 
 
 def _batch_work(key: str, indices: list[int], ctx: dict[str, Any]) -> int:
+    import os
+
+    import torch
+
     cfg: SampleConfig = ctx["cfg"]
     synth, source, bank, writer = ctx["synth"], ctx["source"], ctx["bank"], ctx["writer"]
     items, crop_lists, seeds = [], [], []
@@ -144,10 +153,15 @@ def _batch_work(key: str, indices: list[int], ctx: dict[str, Any]) -> int:
         items.append(item)
         crop_lists.append(_pick_crops(cfg, bank, item, rng))
         seeds.append(item_seed(cfg.seed, "noise", i))
-    images = synth.generate_batch(
-        [it.label for it in items], crop_lists, seeds, cfg.guidance_map, cfg.guidance_crops, cfg.steps, cfg.sampler,
-        cfg.eta,
-    )  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)  # see SampleConfig.threads
+    try:
+        images = synth.generate_batch(
+            [it.label for it in items], crop_lists, seeds, cfg.guidance_map, cfg.guidance_crops, cfg.steps,
+            cfg.sampler, cfg.eta,
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
     rows = []
     for i, item, crops, seed, image in zip(indices, items, crop_lists, seeds, images, strict=True):
         row = writer.write_patch(f"syn{i:06d}", image, item.label)
@@ -211,8 +225,8 @@ def run(
     synth, bank, source = ctx["synth"], ctx["bank"], ctx["source"]
     if bank is None and cfg.crops != "none" and synth.uses_crops:
         raise ValueError(f"{checkpoint}: this model takes crops; give --crop-bank or --set crops=none")
-    # batch_size changes how work is split, never the images: leave it out of the artefact id.
-    config = {k: v for k, v in config_to_dict(cfg).items() if k != "batch_size"}
+    # batch_size and threads change how work is split, never the images: not in the artefact id.
+    config = {k: v for k, v in config_to_dict(cfg).items() if k not in ("batch_size", "threads")}
     config["conditioning"] = synth.conditioning
     inputs = {"model": synth.source}
     if bank is not None:
