@@ -4,6 +4,7 @@ import shutil
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -146,3 +147,17 @@ def test_number_formatting(value, text):
     from histosynth.report.tables import fmt
 
     assert fmt(value) == text
+
+
+def test_cli_writes_a_variant_sample_grid_png(evaluation, tmp_path):
+    from PIL import Image
+
+    png = tmp_path / "grid.png"
+    args = ["report", str(evaluation["out"]), "--out", str(tmp_path / "p.html"), "--samples", "3"]
+    res = CliRunner().invoke(cli, [*args, "--grid", f"map={png}"])
+    assert res.exit_code == 0, res.output
+    grid = np.asarray(Image.open(png))
+    assert grid.shape[0] > 3 * 128 and grid.shape[1] > 4 * 128  # 3 rows: map | crops | synthetic | nearest
+    assert grid[:, 128 + 10 : 2 * 128].std() > 0  # the crops column holds the exemplar, not a blank
+    res = CliRunner().invoke(cli, [*args, "--grid", f"nope={png}"])
+    assert res.exit_code != 0 and "no samples of variant 'nope'" in res.output

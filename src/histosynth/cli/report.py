@@ -26,7 +26,10 @@ import click
 @click.option(
     "--max-listed", default=24, show_default=True, help="Most offenders/flagged images pictured per variant."
 )
-def command(evaluation: str, out: str | None, train_stats: tuple[str, ...], samples: int, max_listed: int) -> None:  # fmt: skip
+@click.option("--grid", "grid", metavar="VARIANT=PNG", multiple=True,
+              help="Also write VARIANT's sample grid (map | crops | synthetic | nearest real) as a PNG.")  # fmt: skip
+def command(evaluation: str, out: str | None, train_stats: tuple[str, ...], samples: int, max_listed: int,
+            grid: tuple[str, ...]) -> None:  # fmt: skip
     """Write the report of EVALUATION (a `histosynth evaluate` folder): sample grids (map | crops |
     synthetic | nearest real), metric tables with the variants side by side, plots (FD per
     detector and variant, precision/recall, TSTR IoU, training loss) and the flagged images.
@@ -41,3 +44,17 @@ def command(evaluation: str, out: str | None, train_stats: tuple[str, ...], samp
         stats[name] = path
     result = run(evaluation, out, ReportConfig(samples, max_listed), train_stats=stats)
     click.echo(f"wrote {result.folder}")
+    for item in grid:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected VARIANT=PNG, got {item!r}", param_hint="--grid")
+        from histosynth.artifacts import atomic_write_bytes
+        from histosynth.data.patch_dataset import encode_png
+        from histosynth.report.page import sample_grid
+
+        try:
+            image = sample_grid(evaluation, name, samples)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--grid") from None
+        atomic_write_bytes(path, encode_png(image))
+        click.echo(f"wrote {path}")

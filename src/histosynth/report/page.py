@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from histosynth.artifacts import StageResult, atomic_write_text, read_manifest
-from histosynth.report.images import img_tag, mosaic
+from histosynth.report.images import img_tag, mosaic, thumbnail
 from histosynth.report.tables import (
     c2st_section,
     distribution_section,
@@ -30,7 +30,7 @@ from histosynth.report.tables import (
     tstr_section,
 )
 
-__all__ = ["ReportConfig", "find_train_stats", "read_train_stats", "run"]
+__all__ = ["ReportConfig", "find_train_stats", "read_train_stats", "run", "sample_grid"]
 
 
 @dataclass(frozen=True)
@@ -304,3 +304,35 @@ def run(
     path = Path(out) if out is not None else folder / "report.html"
     atomic_write_text(path, page)
     return StageResult(path, None, RunSummary())
+
+
+def sample_grid(evaluation: str | Path, variant: str, rows: int = 6, side: int = 128) -> np.ndarray:
+    """The report's sample grid of one variant as one image: map | crops | synthetic | nearest real.
+
+    >>> sample_grid("eval", "tokens").shape             # doctest: +SKIP
+    (778, 518, 3)
+    """
+    from histosynth.evaluate.suite import read_metrics
+    from histosynth.train.grid import grid_image
+
+    m = read_metrics(evaluation)
+    if variant not in m.get("samples", {}):
+        raise ValueError(
+            f"{evaluation}: no samples of variant {variant!r}; it has {sorted(m.get('samples', {}))}"
+        )
+    data, blank = _Data(m), np.full((side, side, 3), 255, np.uint8)
+
+    def cell(image: np.ndarray | None, nearest: bool = False) -> np.ndarray:
+        if image is None:
+            return blank
+        t = thumbnail(image, side, nearest)[..., :3]
+        out = blank.copy()
+        out[: t.shape[0], : t.shape[1]] = t
+        return out
+
+    sheet = [[cell(data.label(variant, s["id"]), nearest=True), cell(mosaic(data.crops(variant, s["id"]), side)),
+              cell(data.image(variant, s["id"])), cell(data.image("real", s["nearest_train"]))]
+             for s in m["samples"][variant][:rows]]  # fmt: skip
+    if not sheet:
+        raise ValueError(f"{evaluation}: variant {variant!r} has no sample rows")
+    return grid_image(sheet)
