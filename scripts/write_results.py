@@ -84,6 +84,8 @@ def _training(run: Path, variants: list[str]) -> list[dict]:
     for v in variants:
         log: dict[int, dict] = {}
         path = run / "train" / v / "stats.jsonl"
+        if not path.is_file():  # a set sampled from another variant's model ("<variant>-no-crops")
+            continue
         for line in path.read_text().splitlines() if path.is_file() else []:
             if line.strip():
                 rec = json.loads(line)
@@ -237,7 +239,7 @@ def write(run: Path, out: Path, note: str = "") -> str:
         "as the stand-in for expert annotations; splits by slide region "
         f"({plan['region_um']:g} µm): {counts.get('real_train')} training and {counts.get('real_heldout')} "
         "held-out real patches.",
-        f"- Model: preset `cpu-tiny` (pixel space through a 4×4 space-to-depth codec, v-prediction; "
+        f"- Model: preset `cpu-tiny` (pixel space through a 2×2 space-to-depth codec, v-prediction, Min-SNR; "
         f"{', '.join(f'{name_of(v)} {n / 1e6:.2f} M' for v, n in params.items())} parameters), seed {plan['seed']}.",
         f"- Sampling: {plan['n_samples']} images per variant on held-out maps, `{plan['sampler']}` "
         f"{plan['sample_steps']} steps, guidance map {plan['guidance_map']:g} / crops {plan['guidance_crops']:g}; "

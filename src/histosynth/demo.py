@@ -64,6 +64,7 @@ class DemoPlan:
     # held-out real patches (vs 0.66 at 80), too short to rank anything; see docs/results.md.
     segmenter_steps: int = 150
     segmenter_seeds: int = 1
+    c2st_steps: int = 300  # training steps of each C2ST fold's CNN (histosynth.evaluate.c2st)
     reserve_minutes: float = 4.5  # kept after training: sampling, evaluation, report
     train_steps: int = 0  # > 0: this many steps per variant instead of a share of the time
     seed: int = 0
@@ -174,7 +175,7 @@ def run_demo(out: str | Path, plan: DemoPlan = DemoPlan(), echo: Callable[[str],
     segmenter = {"steps": p.segmenter_steps, "crop": p.size, "decoder_channels": 32}
     tstr = {"seeds": p.segmenter_seeds, "mixes": [1.0], "segmenter": segmenter}
     step("7/9 evaluate against held-out real patches", "evaluate", syn, ev,
-         cfg(EvaluateConfig, "cpu", detectors=list(DETECTORS), tstr=tstr), real=real)  # fmt: skip
+         cfg(EvaluateConfig, "cpu", detectors=list(DETECTORS), tstr=tstr, c2st_steps=p.c2st_steps), real=real)  # fmt: skip
     step("8/9 report", "report", ev, out / "report.html")
     echo(f"\n== 9/9 done in {(time.monotonic() - start) / 60:.1f} min")
     echo(f"cluster report: {out / 'clusters' / 'report' / 'index.html'}")
