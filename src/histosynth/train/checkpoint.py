@@ -134,7 +134,8 @@ def load_checked(folder: str | Path, load: Callable[[], T]) -> T:
 
 
 def load_denoiser(folder: str | Path) -> Any:
-    """A denoiser saved in a checkpoint, with no trace of where it was loaded from.
+    """A denoiser saved in a checkpoint (of the family its config names), with no trace of where
+    it was loaded from.
 
     diffusers records the load path as ``_name_or_path`` in the model's config, and
     ``save_pretrained`` writes it back: a resumed run's checkpoints would then differ from an
@@ -142,9 +143,9 @@ def load_denoiser(folder: str | Path) -> Any:
     """
     from diffusers.configuration_utils import FrozenDict
 
-    from histosynth.diffusion.denoiser import HistoDenoiser
+    from histosynth.diffusion.denoiser import denoiser_class
 
-    model = load_checked(folder, lambda: HistoDenoiser.from_pretrained(folder, use_safetensors=True))
+    model = load_checked(folder, lambda: denoiser_class(folder).from_pretrained(folder, use_safetensors=True))
     model._internal_dict = FrozenDict({k: v for k, v in model.config.items() if k != "_name_or_path"})
     return model
 
