@@ -36,6 +36,7 @@ def test_a_fresh_dit_outputs_zeros_and_its_blocks_are_identities(make_inputs):
     with torch.no_grad():
         out = den(x, torch.tensor([3, 900]), maps, make_crop_batch(crops, maps, den.canvas))
     assert out.shape == x.shape and torch.count_nonzero(out) == 0  # adaLN-zero, zeroed final layer
+    assert den.dit.final_conv is not None  # U-ViT's output conv keeps the zeros (zero bias)
     block = den.dit.blocks[0]
     h, c = torch.randn(2, 64, 32), torch.randn(2, 32)
     tokens, mask = torch.randn(2, 5, 32), torch.ones(2, 5, dtype=torch.bool)

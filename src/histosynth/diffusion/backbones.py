@@ -107,13 +107,13 @@ BACKBONES: dict[str, dict[str, Any]] = {
     "dit-test": {
         "family": "dit", "mechanics_only": True,
         "patch_size": 2, "hidden_size": 32, "depth": 2, "num_heads": 2, "mlp_ratio": 2.0,
-        "cross_attention_dim": 32,
+        "cross_attention_dim": 32, "final_conv": True,
         "conditioning": {"map_embed_dim": 8, "map_channels": 4, "crop_widths": (8, 16), "crop_grid": 2},
     },
     "dit-tiny": {
         "family": "dit",
         "patch_size": 2, "hidden_size": 192, "depth": 6, "num_heads": 3, "mlp_ratio": 4.0,
-        "cross_attention_dim": 128,
+        "cross_attention_dim": 128, "final_conv": True,
         "conditioning": {"map_embed_dim": 16, "map_channels": 8, "crop_widths": (16, 32, 64), "crop_grid": 2},
     },
     "dit-small": {
@@ -190,6 +190,8 @@ def dit_kwargs(backbone: str | dict[str, Any]) -> dict[str, Any]:
     keys = ("patch_size", "hidden_size", "depth", "num_heads", "cross_attention_dim")
     out: dict[str, Any] = {k: int(backbone[k]) for k in keys}
     out["mlp_ratio"] = float(backbone["mlp_ratio"])
+    if backbone.get("final_conv"):  # absent from configs saved before the option: a plain DiT
+        out["final_conv"] = True
     # Heads split the width; the 2-D sin-cos position code gives a quarter of it to each of
     # sin(row), cos(row), sin(col), cos(col).
     if out["hidden_size"] % out["num_heads"] or out["hidden_size"] % 4:

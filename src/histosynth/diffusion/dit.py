@@ -13,6 +13,7 @@ Shapes (``C_in`` = latent + spatial conditioning channels, ``p`` = patch, ``W`` 
         x += CrossAttn(LN(x), tokens (B, L, D), mask (B, L))                PixArt-α
         x += gate₂(c) · MLP(LN(x) · (1 + scale₂(c)) + shift₂(c))            adaLN-zero (DiT)
     LN(x) · (1 + scale(c)) + shift(c) ─ linear ─ (B, T, p²·C_out) ─ unpatchify ─ (B, C_out, h, w)
+    [─ 3×3 conv (U-ViT's), where the preset asks for it]
 
 As in DiT, every adaLN modulation and the final linear start at zero, so a fresh network is
 the identity in each block and outputs zeros; PixArt-α zeroes the cross-attention's output
@@ -174,6 +175,9 @@ class DiT(nn.Module):
         MLP hidden width over ``W``.
     cross_attention_dim
         Width ``D`` of the conditioning tokens.
+    final_conv
+        A 3×3 convolution after unpatchifying, as U-ViT's (Bao et al. 2023): each token
+        predicts its own ``p × p`` block, and the convolution lets neighbouring blocks agree.
     """
 
     def __init__(
@@ -186,6 +190,7 @@ class DiT(nn.Module):
         num_heads: int = 3,
         mlp_ratio: float = 4.0,
         cross_attention_dim: int = 128,
+        final_conv: bool = False,
     ) -> None:
         super().__init__()
         self.patch_size, self.out_channels, self.hidden_size = patch_size, out_channels, hidden_size
@@ -197,6 +202,7 @@ class DiT(nn.Module):
             DiTBlock(hidden_size, num_heads, cross_attention_dim, mlp_ratio) for _ in range(depth)
         )
         self.final_layer = FinalLayer(hidden_size, patch_size, out_channels)
+        self.final_conv = nn.Conv2d(out_channels, out_channels, 3, padding=1) if final_conv else None
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -218,6 +224,8 @@ class DiT(nn.Module):
         for layer in (self.final_layer.adaLN_modulation[-1], self.final_layer.linear):  # output zeros
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+        if self.final_conv is not None:  # its weights stay random (they carry the gradient back); zeros out
+            nn.init.zeros_(self.final_conv.bias)
 
     def forward(
         self, x: torch.Tensor, timestep: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor
@@ -237,4 +245,7 @@ class DiT(nn.Module):
             x = block(x, c, tokens, mask)  # (B, T, W)
         x = self.final_layer(x, c)  # (B, T, p²·C_out)
         x = x.view(B, rows, cols, p, p, self.out_channels)
-        return torch.einsum("nhwpqc->nchpwq", x).reshape(B, self.out_channels, rows * p, cols * p)
+        x = torch.einsum("nhwpqc->nchpwq", x).reshape(
+            B, self.out_channels, rows * p, cols * p
+        )  # (B, C_out, h, w)
+        return x if self.final_conv is None else self.final_conv(x)
