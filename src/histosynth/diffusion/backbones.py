@@ -25,19 +25,21 @@ UNet presets:
 "attn" lists the levels (1 = full latent resolution) whose blocks carry self- and
 cross-attention (a ``Transformer2DModel``); heads are ``channels // head_dim``.
 
-DiT presets (Peebles & Xie 2023; cross-attention to the crop tokens as PixArt-α):
+DiT presets (Peebles & Xie 2023; cross-attention to the crop tokens as PixArt-α; a 3×3
+output convolution as U-ViT's, started as the identity):
 
 ==========  ======  =====  ======  =====  =====  ==========================================
  preset      image   patch  width   depth  heads  notes
 ==========  ======  =====  ======  =====  =====  ==========================================
  dit-test    any     2      32      2      2      unit tests, seconds
- dit-tiny    64      2      192     6      3      2 cores: cpu-tiny's step time (DiT-S/2's shape, thinner)
- dit-small   128     2      384     12     6      DiT-S/2
- dit-paper   256     2      1024    16     16     DiT-L/2's width; about the paper UNet's parameters
+ dit-tiny    64      2      192     6      3      2 cores: 1.1-1.2× cpu-tiny's step time
+ dit-small   128     4      384     12     6      DiT-S/4: cpu-small's FLOPs
+ dit-paper   256     2      1024    16     16     DiT-L/2's width; the paper UNet's parameters
 ==========  ======  =====  ======  =====  =====  ==========================================
 
-Tokens per image are ``(h / patch)²``: 256 for dit-tiny on identity-p2 latents (12×32×32 at
-64 px), 1,024 for dit-paper on KL-f4 latents (3×64×64 at 256 px), as DiT-XL/2 at 256 px.
+Tokens per image are ``(h / patch)²``: 256 for dit-tiny and dit-small on identity-p2 latents
+(12×32×32 at 64 px, 12×64×64 at 128 px), 1,024 for dit-paper on KL-f4 latents (3×64×64 at
+256 px), as DiT-XL/2 at 256 px. Measured in ``docs/model.md`` ("DiT backbone").
 
 The network must be wider than the latent it predicts: every path through a UNet starts with
 its ``conv_in`` to the first level's width, and a DiT's tokens carry ``patch² · C`` latent
@@ -116,16 +118,19 @@ BACKBONES: dict[str, dict[str, Any]] = {
         "cross_attention_dim": 128, "final_conv": True,
         "conditioning": {"map_embed_dim": 16, "map_channels": 8, "crop_widths": (16, 32, 64), "crop_grid": 2},
     },
+    # DiT-S/4: at 128 px a 4×4 patch keeps dit-tiny's 256 tokens per image (a 2×2 one, 1,024
+    # tokens, cost 4× cpu-small's FLOPs and 5.5× its CPU step time).
     "dit-small": {
         "family": "dit",
-        "patch_size": 2, "hidden_size": 384, "depth": 12, "num_heads": 6, "mlp_ratio": 4.0,
-        "cross_attention_dim": 256,
+        "patch_size": 4, "hidden_size": 384, "depth": 12, "num_heads": 6, "mlp_ratio": 4.0,
+        "cross_attention_dim": 256, "final_conv": True,
         "conditioning": {"map_embed_dim": 32, "map_channels": 8, "crop_widths": (32, 64, 128), "crop_grid": 2},
     },
+    # The paper UNet's parameters (357 vs 373 M) at DiT-L/2's width, 1,024 tokens on KL-f4 latents.
     "dit-paper": {
         "family": "dit",
         "patch_size": 2, "hidden_size": 1024, "depth": 16, "num_heads": 16, "mlp_ratio": 4.0,
-        "cross_attention_dim": 512,
+        "cross_attention_dim": 512, "final_conv": True,
         "conditioning": {"map_embed_dim": 64, "map_channels": 16, "crop_widths": (64, 128, 256, 256),
                          "crop_grid": 3},
     },

@@ -102,8 +102,8 @@ class Denoiser(ModelMixin, ConfigMixin):
         raise NotImplementedError
 
     @classmethod
-    def from_preset(cls, preset: dict[str, Any], latent_channels: int, **config: Any) -> Denoiser:
-        """A fresh denoiser of this family from a preset of :data:`~histosynth.diffusion.backbones.BACKBONES`.
+    def from_preset(cls, name: str, latent_channels: int, **config: Any) -> Denoiser:
+        """A fresh denoiser of this family from the preset ``name`` of :data:`~histosynth.diffusion.backbones.BACKBONES`.
 
         ``config`` holds the family-independent arguments (conditioning, sizes, crops).
         """
@@ -190,8 +190,8 @@ class HistoDenoiser(Denoiser):
         return self.unet(x, timestep, encoder_hidden_states=tokens, encoder_attention_mask=mask).sample
 
     @classmethod
-    def from_preset(cls, preset: dict[str, Any], latent_channels: int, **config: Any) -> HistoDenoiser:
-        name = config.pop("name", "?")
+    def from_preset(cls, name: str, latent_channels: int, **config: Any) -> HistoDenoiser:
+        preset = BACKBONES[name]
         _refuse_narrow(name, preset, preset["block_out_channels"][0], latent_channels, "latent channels")
         return cls(
             latent_channels=latent_channels,
@@ -253,8 +253,8 @@ class DiTDenoiser(Denoiser):
         return self.dit(x, timestep, tokens, mask)
 
     @classmethod
-    def from_preset(cls, preset: dict[str, Any], latent_channels: int, **config: Any) -> DiTDenoiser:
-        name = config.pop("name", "?")
+    def from_preset(cls, name: str, latent_channels: int, **config: Any) -> DiTDenoiser:
+        preset = BACKBONES[name]
         carries = preset["patch_size"] ** 2 * latent_channels  # latent values per token
         _refuse_narrow(name, preset, preset["hidden_size"], carries, "latent values of a patch")
         return cls(
@@ -280,11 +280,9 @@ def build_denoiser(
     """
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose from {list(BACKBONES)}")
-    preset = BACKBONES[backbone]
-    cls = FAMILIES.get(family_of(preset))
-    return cls.from_preset(
-        preset, latent_channels, name=backbone, conditioning=conditioning, num_classes=num_classes,
-        image_size=image_size, downsample=downsample, max_crops=max_crops,
+    return FAMILIES.get(family_of(backbone)).from_preset(
+        backbone, latent_channels, conditioning=conditioning, num_classes=num_classes, image_size=image_size,
+        downsample=downsample, max_crops=max_crops,
     )  # fmt: skip
 
 

@@ -224,7 +224,8 @@ class DiT(nn.Module):
         for layer in (self.final_layer.adaLN_modulation[-1], self.final_layer.linear):  # output zeros
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
-        if self.final_conv is not None:  # its weights stay random (they carry the gradient back); zeros out
+        if self.final_conv is not None:  # the identity: a no-op until it learns to blend blocks
+            nn.init.dirac_(self.final_conv.weight)
             nn.init.zeros_(self.final_conv.bias)
 
     def forward(
