@@ -64,9 +64,10 @@ def sincos_2d(dim: int, rows: int, cols: int) -> torch.Tensor:
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """``softmax(q kᵀ / √d) v`` for ``q (B, heads, T, d)``, ``k, v (B, heads, L, d)``, ``mask`` True = attend.
 
-    On a CPU it is written out: under bf16 autocast (1 thread, torch 2.14) that ran 2-3× faster
-    than torch's fused CPU kernel, forward and backward (self-attention over 256 tokens 26 vs
-    49 ms, cross-attention 8 vs 23 ms at batch 16); elsewhere the fused kernel (flash attention).
+    On a CPU it is written out: in bf16 (1 thread, torch 2.14) that ran 2-3× faster than torch's
+    fused CPU kernel, forward and backward (self-attention over 256 tokens 26 vs 49 ms,
+    cross-attention to 25 tokens 8 vs 23 ms, batch 16, 3 heads of 64), and within 15 % in float32;
+    elsewhere the fused kernel (flash attention on a GPU).
     """
     if q.device.type != "cpu":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
