@@ -34,14 +34,15 @@ def _fixed_batch(dataset, size=32, n=8):
     return StepBatches(data, BatchPlan(len(data), n, seed=0))[0]
 
 
+@pytest.mark.parametrize("backbone", ["test", "dit-test"])
 @pytest.mark.parametrize("conditioning", CONDITIONINGS)
-def test_each_variant_learns_and_uses_its_conditioning(conditioning, tiny_dataset):
+def test_each_variant_learns_and_uses_its_conditioning(conditioning, backbone, tiny_dataset):
     batch = _fixed_batch(tiny_dataset)
     codec = load_codec("identity-p2")
     measure_scale(codec, [batch.images])
     x0 = codec.encode_latents(batch.images)
     torch.manual_seed(0)
-    model = build_denoiser("test", conditioning, 3, 32, codec.latent_channels, codec.downsample)
+    model = build_denoiser(backbone, conditioning, 3, 32, codec.latent_channels, codec.downsample)
     loss_fn = DiffusionLoss(NoiseSchedule())
     g = torch.Generator().manual_seed(0)
     t, noise = torch.randint(0, 1000, (8,), generator=g), torch.randn(x0.shape, generator=g)
@@ -60,7 +61,7 @@ def test_each_variant_learns_and_uses_its_conditioning(conditioning, tiny_datase
         loss.backward()
         opt.step()
     after = fixed_loss()
-    assert after < 0.93 * before, (before, after)  # seen: 12-13 % lower after 60 steps
+    assert after < 0.93 * before, (before, after)  # seen: 35-41 % lower after 60 steps, UNet and DiT
 
     # The conditioning is really used: dropping the map, or the crops, changes the prediction.
     x = torch.randn(x0.shape, generator=g)

@@ -19,7 +19,10 @@ CONDITIONINGS = _CONDITIONINGS.names()
 @click.argument("out", type=click.Path(file_okay=False))
 @config_options(PRESETS)
 @click.option(
-    "--backbone", type=click.Choice(BACKBONES), default=None, help="UNet preset (default: the preset's)."
+    "--backbone",
+    type=click.Choice(BACKBONES),
+    default=None,
+    help="Backbone preset: a UNet (test, cpu-tiny, ...) or a DiT (dit-tiny, ...); default: the preset's.",
 )
 @click.option(
     "--conditioning",

@@ -6,13 +6,14 @@
  ``codec``              latent codecs: KL autoencoder (diffusers), identity, whitened; scale
  ``inputs``             the maps and crops input format (:class:`CropBatch`)
  ``conditioning``       the three conditioning variants (:data:`CONDITIONINGS`)
- ``backbones``          UNet presets (:data:`BACKBONES`)
- ``denoiser``           conditioning + UNet (:class:`HistoDenoiser`)
+ ``backbones``          backbone presets (:data:`BACKBONES`) and families (:data:`FAMILIES`)
+ ``denoiser``           conditioning + backbone: UNet (:class:`HistoDenoiser`), DiT (:class:`DiTDenoiser`)
+ ``dit``                the DiT-style transformer (adaLN-zero, cross-attention to crop tokens)
  ``schedule``, ``loss``  noise schedule and training loss, apart from the network
  ``pipeline``           inference (:class:`HistoSynthPipeline`, :data:`SAMPLERS`)
 =====================  ==============================================================
 
-Names are imported on first use: the name tables (:data:`CONDITIONINGS`, :data:`BACKBONES`)
+Names are imported on first use: the name tables (:data:`CONDITIONINGS`, :data:`BACKBONES`, :data:`FAMILIES`)
 load without torch, so the command line builds its choices from them; everything else
 loads torch and diffusers.
 """
@@ -26,7 +27,10 @@ __all__ = [
     "CODEC_PRESETS",
     "CONDITIONINGS",
     "SAMPLERS",
+    "FAMILIES",
     "CropBatch",
+    "DiTDenoiser",
+    "Denoiser",
     "DiffusionLoss",
     "HistoDenoiser",
     "HistoSynthPipeline",
@@ -47,7 +51,10 @@ _WHERE = {
     "CODEC_PRESETS": "codec",
     "CONDITIONINGS": "conditioning",
     "SAMPLERS": "pipeline",
+    "FAMILIES": "backbones",
     "CropBatch": "inputs",
+    "DiTDenoiser": "denoiser",
+    "Denoiser": "denoiser",
     "DiffusionLoss": "loss",
     "HistoDenoiser": "denoiser",
     "HistoSynthPipeline": "pipeline",

@@ -1,19 +1,27 @@
-"""The denoiser: a conditioning variant feeding a diffusers ``UNet2DConditionModel``.
+"""The denoiser: a conditioning variant feeding a backbone (a UNet or a DiT).
 
 Shapes (``f`` = codec factor, ``C`` = latent channels, ``c`` = conditioning channels)::
 
     maps (B, H, W) ─┐
     crops (B, N, …) ┴─ conditioning ─┬─ spatial (B, c, H/f, W/f) ─┐
                                      └─ tokens (B, L, D), mask    │
-    x_t (B, C, H/f, W/f) ─────────────────── concat (B, C+c, …) ──┴─ UNet ─→ (B, C, H/f, W/f)
+    x_t (B, C, H/f, W/f) ─────────────────── concat (B, C+c, …) ──┴─ backbone ─→ (B, C, H/f, W/f)
 
-The output is ε or v, as the schedule says; the schedule and loss live outside (edm2's split).
-Constructor arguments are the config: ``save_pretrained`` writes ``config.json`` and
-``diffusion_pytorch_model.safetensors``, ``from_pretrained`` rebuilds it from them alone.
+The seam is :meth:`Denoiser.backbone`: ``(x (B, C+c, h, w), timestep (B,), tokens (B, L, D),
+mask (B, L)) → (B, C, h, w)``. Each family of :data:`~histosynth.diffusion.backbones.FAMILIES`
+is one subclass: :class:`HistoDenoiser` wraps a diffusers ``UNet2DConditionModel`` (its name
+and config predate the seam and are kept, so saved UNet models load and train as before),
+:class:`DiTDenoiser` a :class:`~histosynth.diffusion.dit.DiT`. The output is ε or v, as the
+schedule says; the schedule and loss live outside (edm2's split). Constructor arguments are
+the config: ``save_pretrained`` writes ``config.json`` (its ``_class_name`` names the family)
+and ``diffusion_pytorch_model.safetensors``, ``from_pretrained`` rebuilds it from them alone;
+:func:`denoiser_class` says which class a saved folder needs.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,71 +29,22 @@ from diffusers import ConfigMixin, ModelMixin, UNet2DConditionModel
 from diffusers.configuration_utils import register_to_config
 
 from histosynth.data.crops import canvas_size
-from histosynth.diffusion.backbones import BACKBONES, unet_kwargs
+from histosynth.diffusion.backbones import BACKBONES, FAMILIES, dit_kwargs, family_of, unet_kwargs
 from histosynth.diffusion.conditioning import CONDITIONINGS
 from histosynth.diffusion.conditioning.base import Conditions, make_conditioning
+from histosynth.diffusion.dit import DiT
 from histosynth.diffusion.inputs import CropBatch
 
-__all__ = ["HistoDenoiser", "build_denoiser"]
+__all__ = ["DiTDenoiser", "Denoiser", "HistoDenoiser", "build_denoiser", "denoiser_class"]
 
 
-class HistoDenoiser(ModelMixin, ConfigMixin):
-    """Map- and crop-conditioned UNet denoiser.
+class Denoiser(ModelMixin, ConfigMixin):
+    """What every backbone family shares: the conditioning, its inputs, the concatenation.
 
-    Parameters
-    ----------
-    conditioning
-        A name in :data:`~histosynth.diffusion.conditioning.CONDITIONINGS`.
-    num_classes
-        Number of map class ids (``0 .. num_classes - 1``).
-    image_size
-        Pixel side of the images (and maps) the model makes.
-    latent_channels
-        Channels of the codec's latents.
-    downsample
-        The codec's factor ``f``: latents are ``image_size / f`` wide.
-    crop_canvas
-        Side of the canvas crops are fitted to (default: the largest crop side for the image
-        size, 200 px at 256 px).
-    max_crops
-        Crops kept per sample at most (token budget: ``1 + max_crops · grid²``).
-    unet_args
-        Arguments of ``UNet2DConditionModel`` besides sizes and channels in/out
-        (see :func:`~histosynth.diffusion.backbones.unet_kwargs`).
-    conditioning_kwargs
-        Arguments of the conditioning variant (encoder widths).
+    A family subclass builds ``self.cond`` (:func:`make_conditioning`) and its network in its
+    constructor, implements :meth:`backbone` and :meth:`from_preset`, and is listed in
+    :data:`~histosynth.diffusion.backbones.FAMILIES`.
     """
-
-    @register_to_config
-    def __init__(
-        self,
-        conditioning: str = "map+crops-tokens",
-        num_classes: int = 2,
-        image_size: int = 64,
-        latent_channels: int = 3,
-        downsample: int = 1,
-        crop_canvas: int | None = None,
-        max_crops: int = 8,
-        unet_args: dict[str, Any] | None = None,
-        conditioning_kwargs: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__()
-        if image_size % downsample:
-            raise ValueError(f"image_size {image_size} is not a multiple of the codec factor {downsample}")
-        unet = dict(unet_args or unet_kwargs("cpu-tiny"))
-        self.cond = make_conditioning(
-            conditioning,
-            num_classes=num_classes,
-            downsample=downsample,
-            cross_attention_dim=unet["cross_attention_dim"],
-            **(conditioning_kwargs or {}),
-        )
-        self.unet = UNet2DConditionModel(
-            sample_size=image_size // downsample,
-            in_channels=latent_channels + self.cond.spatial_channels,
-            out_channels=latent_channels,
-            **unet,
-        )
 
     @property
     def canvas(self) -> int:
@@ -133,10 +92,177 @@ class HistoDenoiser(ModelMixin, ConfigMixin):
         x = torch.cat([sample, c.spatial.to(sample.dtype)], dim=1)  # (B, C + c, h, w)
         if not torch.is_tensor(timestep) or timestep.ndim == 0:
             timestep = torch.full((sample.shape[0],), int(timestep), device=sample.device)
-        out = self.unet(
-            x, timestep, encoder_hidden_states=c.tokens.to(sample.dtype), encoder_attention_mask=c.mask
+        return self.backbone(x, timestep, c.tokens.to(sample.dtype), c.mask)  # (B, C, h, w)
+
+    def backbone(
+        self, x: torch.Tensor, timestep: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """The family's network: ``x (B, C+c, h, w)``, ``timestep (B,)``, ``tokens (B, L, D)``,
+        ``mask (B, L)`` → ``(B, C, h, w)``."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_preset(cls, name: str, latent_channels: int, **config: Any) -> Denoiser:
+        """A fresh denoiser of this family from the preset ``name`` of :data:`~histosynth.diffusion.backbones.BACKBONES`.
+
+        ``config`` holds the family-independent arguments (conditioning, sizes, crops).
+        """
+        raise NotImplementedError
+
+
+def _refuse_narrow(name: str, preset: dict[str, Any], width: int, carries: int, what: str) -> None:
+    """Refuse a network whose ``width`` cannot hold the ``carries`` latent values it predicts."""
+    if width <= carries and not preset.get("mechanics_only"):  # a tests' preset need not learn
+        raise ValueError(
+            f"backbone {name!r} starts with {width} channels, not more than the {carries} {what}: it could not "
+            "represent the noise it predicts; use a wider backbone or a codec with fewer channels "
+            "(e.g. identity-p2, or a KL codec)"
         )
-        return out.sample  # (B, C, h, w)
+
+
+def _conditioning_kwargs(conditioning: str, preset: dict[str, Any]) -> dict[str, Any]:
+    widths = CONDITIONINGS.get(conditioning).preset_widths
+    return {k: v for k, v in preset["conditioning"].items() if k in widths}
+
+
+class HistoDenoiser(Denoiser):
+    """Map- and crop-conditioned UNet denoiser (the ``unet`` family).
+
+    Parameters
+    ----------
+    conditioning
+        A name in :data:`~histosynth.diffusion.conditioning.CONDITIONINGS`.
+    num_classes
+        Number of map class ids (``0 .. num_classes - 1``).
+    image_size
+        Pixel side of the images (and maps) the model makes.
+    latent_channels
+        Channels of the codec's latents.
+    downsample
+        The codec's factor ``f``: latents are ``image_size / f`` wide.
+    crop_canvas
+        Side of the canvas crops are fitted to (default: the largest crop side for the image
+        size, 200 px at 256 px).
+    max_crops
+        Crops kept per sample at most (token budget: ``1 + max_crops · grid²``).
+    unet_args
+        Arguments of ``UNet2DConditionModel`` besides sizes and channels in/out
+        (see :func:`~histosynth.diffusion.backbones.unet_kwargs`).
+    conditioning_kwargs
+        Arguments of the conditioning variant (encoder widths).
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        conditioning: str = "map+crops-tokens",
+        num_classes: int = 2,
+        image_size: int = 64,
+        latent_channels: int = 3,
+        downsample: int = 1,
+        crop_canvas: int | None = None,
+        max_crops: int = 8,
+        unet_args: dict[str, Any] | None = None,
+        conditioning_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if image_size % downsample:
+            raise ValueError(f"image_size {image_size} is not a multiple of the codec factor {downsample}")
+        unet = dict(unet_args or unet_kwargs("cpu-tiny"))
+        # The conditioning is built before the UNet: the order the weights are drawn in.
+        self.cond = make_conditioning(
+            conditioning,
+            num_classes=num_classes,
+            downsample=downsample,
+            cross_attention_dim=unet["cross_attention_dim"],
+            **(conditioning_kwargs or {}),
+        )
+        self.unet = UNet2DConditionModel(
+            sample_size=image_size // downsample,
+            in_channels=latent_channels + self.cond.spatial_channels,
+            out_channels=latent_channels,
+            **unet,
+        )
+
+    def backbone(
+        self, x: torch.Tensor, timestep: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        return self.unet(x, timestep, encoder_hidden_states=tokens, encoder_attention_mask=mask).sample
+
+    @classmethod
+    def from_preset(cls, name: str, latent_channels: int, **config: Any) -> HistoDenoiser:
+        preset = BACKBONES[name]
+        _refuse_narrow(name, preset, preset["block_out_channels"][0], latent_channels, "latent channels")
+        return cls(
+            latent_channels=latent_channels,
+            unet_args=unet_kwargs(preset),
+            conditioning_kwargs=_conditioning_kwargs(config["conditioning"], preset),
+            **config,
+        )
+
+
+class DiTDenoiser(Denoiser):
+    """Map- and crop-conditioned transformer denoiser (the ``dit`` family).
+
+    The map's channels are concatenated with the latent before the patch embedding; the crop
+    tokens are read by every block's cross-attention; the timestep modulates every block
+    (adaLN-zero). See :mod:`histosynth.diffusion.dit`.
+
+    Parameters
+    ----------
+    conditioning, num_classes, image_size, latent_channels, downsample, crop_canvas, max_crops, conditioning_kwargs
+        As :class:`HistoDenoiser`.
+    dit_args
+        Arguments of :class:`~histosynth.diffusion.dit.DiT` besides channels in/out
+        (see :func:`~histosynth.diffusion.backbones.dit_kwargs`).
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        conditioning: str = "map+crops-tokens",
+        num_classes: int = 2,
+        image_size: int = 64,
+        latent_channels: int = 3,
+        downsample: int = 1,
+        crop_canvas: int | None = None,
+        max_crops: int = 8,
+        dit_args: dict[str, Any] | None = None,
+        conditioning_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        dit = dict(dit_args or dit_kwargs("dit-tiny"))
+        side = image_size // downsample
+        if image_size % downsample or side % dit["patch_size"]:
+            raise ValueError(
+                f"denoiser.py: image_size {image_size} is not a multiple of the codec factor {downsample} "
+                f"times the DiT patch {dit['patch_size']}"
+            )
+        self.cond = make_conditioning(
+            conditioning,
+            num_classes=num_classes,
+            downsample=downsample,
+            cross_attention_dim=dit["cross_attention_dim"],
+            **(conditioning_kwargs or {}),
+        )
+        self.dit = DiT(latent_channels + self.cond.spatial_channels, latent_channels, **dit)
+
+    def backbone(
+        self, x: torch.Tensor, timestep: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        return self.dit(x, timestep, tokens, mask)
+
+    @classmethod
+    def from_preset(cls, name: str, latent_channels: int, **config: Any) -> DiTDenoiser:
+        preset = BACKBONES[name]
+        carries = preset["patch_size"] ** 2 * latent_channels  # latent values per token
+        _refuse_narrow(name, preset, preset["hidden_size"], carries, "latent values of a patch")
+        return cls(
+            latent_channels=latent_channels,
+            dit_args=dit_kwargs(preset),
+            conditioning_kwargs=_conditioning_kwargs(config["conditioning"], preset),
+            **config,
+        )
 
 
 def build_denoiser(
@@ -147,26 +273,30 @@ def build_denoiser(
     latent_channels: int,
     downsample: int,
     max_crops: int = 8,
-) -> HistoDenoiser:
-    """A fresh denoiser from a backbone preset in :data:`~histosynth.diffusion.backbones.BACKBONES`."""
+) -> Denoiser:
+    """A fresh denoiser from a backbone preset in :data:`~histosynth.diffusion.backbones.BACKBONES`.
+
+    The preset's family (:data:`~histosynth.diffusion.backbones.FAMILIES`) picks the class.
+    """
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose from {list(BACKBONES)}")
-    width = BACKBONES[backbone]["block_out_channels"][0]
-    if width <= latent_channels and backbone != "test":  # `test` checks mechanics, it need not learn
-        raise ValueError(
-            f"backbone {backbone!r} starts with {width} channels, not more than the codec's {latent_channels} "
-            "latent channels: it could not represent the noise it predicts; use a wider backbone or a codec "
-            "with fewer channels (e.g. identity-p2, or a KL codec)"
-        )
-    widths = CONDITIONINGS.get(conditioning).preset_widths
-    cond_kwargs = {k: v for k, v in BACKBONES[backbone]["conditioning"].items() if k in widths}
-    return HistoDenoiser(
-        conditioning=conditioning,
-        num_classes=num_classes,
-        image_size=image_size,
-        latent_channels=latent_channels,
-        downsample=downsample,
-        max_crops=max_crops,
-        unet_args=unet_kwargs(backbone),
-        conditioning_kwargs=cond_kwargs,
-    )
+    return FAMILIES.get(family_of(backbone)).from_preset(
+        backbone, latent_channels, conditioning=conditioning, num_classes=num_classes, image_size=image_size,
+        downsample=downsample, max_crops=max_crops,
+    )  # fmt: skip
+
+
+def denoiser_class(folder: str | Path) -> type[Denoiser]:
+    """The family class a saved denoiser folder needs (its ``config.json`` names it).
+
+    Raises
+    ------
+    ValueError
+        When the config names no class of :data:`~histosynth.diffusion.backbones.FAMILIES`.
+    """
+    path = Path(folder) / "config.json"
+    name = json.loads(path.read_text(encoding="utf-8")).get("_class_name")
+    classes = {FAMILIES.get(f).__name__: FAMILIES.get(f) for f in FAMILIES.names()}
+    if name not in classes:
+        raise ValueError(f"{path}: names the denoiser class {name!r}; known: {sorted(classes)}")
+    return classes[name]

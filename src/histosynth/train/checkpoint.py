@@ -178,10 +178,10 @@ def load_trained(cls: type[T], folder: str | Path) -> T:
 
 
 def load_denoiser(folder: str | Path) -> Any:
-    """A denoiser saved in a checkpoint (see :func:`load_trained`)."""
-    from histosynth.diffusion.denoiser import HistoDenoiser
+    """A denoiser saved in a checkpoint, of the backbone family its config names (see :func:`load_trained`)."""
+    from histosynth.diffusion.denoiser import denoiser_class
 
-    return load_trained(HistoDenoiser, folder)
+    return load_trained(denoiser_class(folder), folder)
 
 
 def restore_rng(trainer: dict[str, Any]) -> None:
