@@ -40,7 +40,7 @@ bench-quick: $(VENV)/.installed-test
 
 # docs/results.md: the three conditioning variants with equal step budgets (about an hour on 2 cores).
 results: $(VENV)/.installed
-	$(BIN)/histosynth demo --out runs/results --set train_steps=1000 --set n_samples=128 \
+	$(BIN)/histosynth demo --out runs/results --set train_steps=3000 --set n_samples=128 \
 		--set segmenter_steps=300 --set segmenter_seeds=3 \
 		--set 'variants=["map","spatial","tokens"]' --set without_crops=false
 	$(BIN)/python scripts/write_results.py runs/results

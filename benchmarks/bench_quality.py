@@ -3,7 +3,7 @@
 Two training budgets on the bundled CMU slide, both through ``histosynth demo`` (resumable):
 
 - ``demo``: the demo as a new user runs it (its default plan and time budget);
-- ``steps``: the three conditioning variants at an equal step budget (1,000 steps), the plan
+- ``steps``: the three conditioning variants at an equal step budget (3,000 steps), the plan
   of ``make results``.
 
 Then one ``evaluate`` (no segmentation) over every synthetic set of both runs plus three
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=HERE / "work" / "quality", help="Run folders (resumable).")
     ap.add_argument("--demo-run", type=Path, help="A finished default `histosynth demo` folder to reuse.")
     ap.add_argument("--steps-run", type=Path, help="A finished `make results` folder to reuse (equal steps).")
-    ap.add_argument("--steps", type=int, default=1000, help="Equal step budget per variant.")
+    ap.add_argument("--steps", type=int, default=3000, help="Equal step budget per variant.")
     ap.add_argument("--out", type=Path, help="JSON to write (default results/quality.json).")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

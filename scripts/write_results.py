@@ -6,7 +6,7 @@ The paper's published figures are quoted from ``paper.md`` as the comparison.
 
 Usage::
 
-    histosynth demo --out runs/results --set train_steps=1000 --set n_samples=128 \
+    histosynth demo --out runs/results --set train_steps=3000 --set n_samples=128 \
         --set segmenter_steps=300 --set segmenter_seeds=3
     python scripts/write_results.py runs/results            # -> docs/results.md
 

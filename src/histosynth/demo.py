@@ -55,17 +55,22 @@ class DemoPlan:
     overlap: int = 48
     region_um: float = 250.0
     n_samples: int = 64
-    sample_steps: int = 20
+    # 40 DPM-Solver++ steps and no crop guidance: on the demo's model (fresh clone, 1,981 steps)
+    # 20 steps at crop guidance 1.5 gave speckle 0.73, FD/floor 1.60 / 2.71 (handcrafted /
+    # random-init-cnn); 40 steps at 1.0 gave 0.76, 1.53 / 2.41, for ~20 s more (docs/model.md).
+    sample_steps: int = 40
     sampler: str = "dpm++"
     guidance_map: float = 1.0
-    guidance_crops: float = 1.5
+    guidance_crops: float = 1.0
     clusters: int = 6
     # DeepLabv3+ steps per TSTR condition: at 25 a real-trained segmenter reached mIoU 0.24 on
     # held-out real patches (vs 0.66 at 80), too short to rank anything; see docs/results.md.
     segmenter_steps: int = 150
     segmenter_seeds: int = 1
     c2st_steps: int = 300  # training steps of each C2ST fold's CNN (histosynth.evaluate.c2st)
-    reserve_minutes: float = 4.5  # kept after training: sampling, evaluation, report
+    # Kept after training for sampling, evaluation and the report: they took 2.7 min on a fresh
+    # clone (2-core AMD EPYC, December 2026), so 3.5 leaves ~50 s for a slower machine.
+    reserve_minutes: float = 3.5
     train_steps: int = 0  # > 0: this many steps per variant instead of a share of the time
     seed: int = 0
     # One model gets the whole budget: a 2-core CPU learns tissue in ~10 minutes, not in a third
