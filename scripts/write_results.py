@@ -176,7 +176,8 @@ def _reading(m: dict, detectors: list[str], tstr: dict, variants: list[str], goa
             out.append(
                 f"- Under `{d}` the best variant is {name_of(best)} (FD {_fmt(m[best][f'fd_{d}'])}); held-out real "
                 f"patches against the training patches give {_fmt(floor[d])}, "
-                f"{m[best][f'fd_{d}'] / floor[d]:.1f}× lower: the gap to real tissue is still large."
+                f"{m[best][f'fd_{d}'] / floor[d]:.1f}× lower"
+                + (": the gap to real tissue is still large." if m[best][f"fd_{d}"] > 1.5 * floor[d] else ".")
             )
     if m[REAL].get("mask_miou") is not None:
         better = [v for v in variants if (m[v].get("mask_miou") or 0) >= m[REAL]["mask_miou"]]
@@ -194,6 +195,43 @@ def _reading(m: dict, detectors: list[str], tstr: dict, variants: list[str], goa
             f"{'helps' if any(g[3] for g in goals if 'real+synthetic' in g[0]) else 'does not help'} here."
         )
     return out
+
+
+def _tissue_or_noise(run: Path, out: Path, m: dict, detectors: list[str], variants: list[str]) -> list[str]:
+    """Issue 15's yardsticks per set, and each variant's sample grid written beside ``out``."""
+    from PIL import Image
+
+    from histosynth.report.page import sample_grid
+
+    floor = {d: m[REAL].get(f"fd_{d}") for d in detectors}
+    L = ["## Tissue or noise", "",
+         "Speckle ratio: grey mean |Laplacian| over the held-out real patches' (the training patches "
+         "themselves score the real row's value); FD / floor: FD over the held-out real patches' FD; "
+         "C2ST: a small CNN telling the set from the held-out patches of the same maps, cross-validated "
+         "(0.5 = indistinguishable; the real row is held-out vs training patches). Calibration with "
+         "noised real patches: `benchmarks/bench_quality.py` (docs/model.md).", "",
+         "| images | speckle ratio | " + " | ".join(f"FD / floor ({d})" for d in detectors) + " | C2ST |",
+         "|---|---|" + "---|" * len(detectors) + "---|"]  # fmt: skip
+    for v in [*variants, REAL]:
+        x = m[v]
+        fds = [_fmt(x[f"fd_{d}"] / floor[d], 2) if floor[d] else "–" for d in detectors]
+        name = name_of(v) if v != REAL else "real held-out (reference)"
+        L.append(
+            f"| {name} | {_fmt(x.get('speckle_ratio'), 2)} | {' | '.join(fds)} | {_fmt(x.get('c2st'), 3)} |"
+        )
+    L.append("")
+    img = out.parent / "img"
+    for v in variants:
+        try:
+            grid = sample_grid(run / "evaluation", v)
+        except ValueError:
+            continue
+        img.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(grid).save(img / f"results_grid_{v}.png")
+        L += [f"![{name_of(v)}: map, crops, synthetic, nearest real](img/results_grid_{v}.png)", ""]
+    L.append("Each grid: map | crops | synthetic | nearest real training patch (by the report's detector).")
+    L.append("")
+    return L
 
 
 def write(run: Path, out: Path, note: str = "") -> str:
@@ -286,6 +324,7 @@ def write(run: Path, out: Path, note: str = "") -> str:
         "Real held-out: the held-out real patches against the training patches, i.e. the floor a",
         "perfect generator would reach with this many images.",
         "",
+        *_tissue_or_noise(run, out, m, detectors, variants),
         "## Masks, memorisation, segmentation",
         "| images | mask mIoU | memorised | crop copies | flagged as hallucination | TSTR mIoU (synthetic only) |"
         + " TSTR mIoU (real + synthetic) |",
