@@ -13,6 +13,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -30,8 +31,9 @@ def start_studio(demo: Path, port: int) -> tuple[subprocess.Popen, str]:
     cmd = [sys.executable, "-m", "histosynth", "studio", "--checkpoint", str(demo / "train" / "tokens"),
            "--crop-bank", str(demo / "crop-bank"), "--maps", str(demo / "dataset"), "--maps-split", "test",
            "--port", str(port)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # the URL line must not sit in a pipe's buffer
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + 600  # loading can take minutes on a busy machine
     assert proc.stdout is not None
     for line in proc.stdout:
         found = re.search(r"open (http://\S+)", line)
