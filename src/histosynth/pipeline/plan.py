@@ -7,8 +7,9 @@ Any problem is a :class:`~histosynth.pipeline.checks.PlanError` of one sentence;
 worth knowing is a note in :attr:`Plan.notes`.
 
 >>> from histosynth.samples import cmu_small_region
->>> plan = make_plan([cmu_small_region()], "out", RunConfig(train_steps=100), estimate=False)  # doctest: +SKIP
->>> print(plan_summary(plan))                                                                    # doctest: +SKIP
+>>> from histosynth.pipeline.summary import plan_summary
+>>> plan = make_plan([cmu_small_region()], "out", RunConfig(train_steps=100))   # doctest: +SKIP
+>>> print(plan_summary(plan))                                                  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from histosynth.pipeline.config import RunConfig
 from histosynth.pipeline.settings import MIN_SLIDES_BY_SLIDE, split_mode
 from histosynth.pipeline.steps import Step, make_steps
 
-__all__ = ["Plan", "make_plan"]
+__all__ = ["Plan", "make_plan", "name_list"]
 
 
 @dataclass(frozen=True)
@@ -180,14 +181,17 @@ def _check_parts(cfg: RunConfig, source: str) -> None:
             raise PlanError(f"{where}: unknown sampler {sampler!r}; choose from {list(SAMPLERS)}")
 
 
+def name_list(names: list[str], most: int = 5) -> str:
+    """``a, b, c and 2 more``: the first ``most`` names of a list."""
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def _notes(cfg: RunConfig, facts: LabelFacts, steps: list[Step]) -> list[str]:
     notes = []
     if facts.unannotated:
-        notes.append(f"{len(facts.unannotated)} slides have no annotation file and give no patches: "
-                     f"{', '.join(facts.unannotated[:5])}{' ...' if len(facts.unannotated) > 5 else ''}")  # fmt: skip
+        notes.append(f"slides without an annotation file give no patches: {name_list(facts.unannotated)}")
     if facts.orphans:
-        notes.append(f"{len(facts.orphans)} annotation files match no slide: "
-                     f"{', '.join(facts.orphans[:5])}{' ...' if len(facts.orphans) > 5 else ''}")  # fmt: skip
+        notes.append(f"annotation files that match no slide: {name_list(facts.orphans)}")
     missing = [c for c in facts.classes if c not in facts.present and c != "background"]
     if missing:
         notes.append(f"classes drawn in no annotation: {', '.join(missing)}")

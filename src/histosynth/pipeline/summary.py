@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from histosynth.artifacts import is_complete
 from histosynth.diffusion.conditioning import SHORT_NAMES as VARIANTS
-from histosynth.pipeline.plan import Plan
+from histosynth.pipeline.plan import Plan, name_list
 
 __all__ = ["plan_summary"]
 
 
-def _names(items: list[str], most: int = 4) -> str:
-    return ", ".join(items[:most]) + (f" and {len(items) - most} more" if len(items) > most else "")
 
 
 def _mb(n: float) -> str:
@@ -24,7 +22,7 @@ def plan_summary(plan: Plan) -> str:
     rows = [
         (
             "slides",
-            f"{len(plan.slides)} ({_names(list(plan.slides))}), level-0 {'/'.join(map(str, mpps))} µm/px",
+            f"{len(plan.slides)} ({name_list(list(plan.slides), 4)}), level-0 {'/'.join(map(str, mpps))} µm/px",
         )
     ]
     if plan.skipped:

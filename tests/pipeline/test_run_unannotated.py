@@ -1,0 +1,45 @@
+"""`histosynth run` on the bundled real slide without annotations: embeddings → clusters →
+pseudo-maps → model → synthetic data → evaluation; later stages removed and redone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from histosynth.artifacts import Kind, read_manifest
+from tests.conftest import run_cli
+
+from .conftest import TEST_SETTINGS
+
+
+@pytest.mark.slow
+def test_unannotated_run_end_to_end_and_resumed(cmu_slide, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["run", cmu_slide, "-o", out, *TEST_SETTINGS, "--k", "4"]
+    code, text = run_cli(args, capsys)
+    assert code == 0, text
+    assert "pseudo-maps: handcrafted embeddings → 4 tissue types" in text
+    assert "split       by region" in text  # one slide: held-out regions of it
+    clusters = read_manifest(out / "clusters", Kind.CLUSTERS)
+    assert (out / "clusters" / "report" / "index.html").is_file() and clusters["kind"] == "clusters"
+    names = [c["name"] for c in json.loads((out / "dataset" / "classes.json").read_text())["classes"]]
+    assert names == ["background", *(f"cluster-{i:03d}" for i in range(1, 5))]
+    tiles = read_manifest(out / "tiles", Kind.TILES)["id"]
+    assert read_manifest(out / "embeddings", Kind.EMBEDDINGS)["inputs"]["tiles"] == tiles  # the run's tiles
+    assert not (out / "tiles-embed").exists()  # no overlap: the run's tiles serve the embeddings
+    first = json.loads((out / "evaluation" / "metrics.json").read_text())["metrics"]
+    trained = (out / "train" / "tokens" / "stats.jsonl").read_text()
+
+    # killed after training: what came later is gone; the same command redoes only that
+    for name in ("synthetic", "evaluation"):
+        shutil.rmtree(out / name)
+    (out / "report.html").unlink()
+    code, text = run_cli(args, capsys)
+    assert code == 0, text
+    assert (out / "train" / "tokens" / "stats.jsonl").read_text() == trained  # not trained again
+    again = json.loads((out / "evaluation" / "metrics.json").read_text())["metrics"]
+    assert again == first  # the resumed run gives what the straight one gave
+    log = json.loads((out / "run-log.json").read_text())
+    assert [s["command"] for s in log["invocations"][1]][-3:] == ["sample", "evaluate", "report"]
