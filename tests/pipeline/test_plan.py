@@ -45,7 +45,9 @@ def test_slides_are_opened_before_anything_runs(annotated_slides, tmp_path):
     plan = _plan([annotated_slides / "s", bad], tmp_path / "out", skip_bad=True)
     assert list(plan.slides) == ["s0", "s1"] and list(plan.skipped) == ["bad"]
     flat = slide_without_mpp(tmp_path / "flat.tif")
-    assert "no resolution (mpp)" in _refused([flat], tmp_path / "out") and "--mpp" in _refused([flat], tmp_path / "o")
+    assert "no resolution (mpp)" in _refused([flat], tmp_path / "out") and "--mpp" in _refused(
+        [flat], tmp_path / "o"
+    )
     assert _plan([flat], tmp_path / "out", "slide_mpp=0.5").slides["flat"].mpp == 0.5
     (tmp_path / "file").write_text("")
     assert "is not a folder" in _refused([flat], tmp_path / "file", "slide_mpp=0.5")
@@ -81,10 +83,16 @@ def test_classes_must_be_known_and_mixed(annotated_slides, ann, tmp_path):
     plan = _plan([slides], out, annotations=ann, classes=classes, skip_bad=True)
     assert list(plan.slides) == ["s1"] and "tumor" in plan.skipped["s0"]
     for name in ("s0", "s1"):  # only one tissue class drawn, no fill class: no patch can mix two
-        write_json(ann / f"{name}.geojson", {"type": "FeatureCollection", "features": [feature(square, "stroma")]})
-    assert "fewer than two tissue classes ('stroma')" in _refused([slides], out, annotations=ann, classes=classes)
+        write_json(
+            ann / f"{name}.geojson", {"type": "FeatureCollection", "features": [feature(square, "stroma")]}
+        )
+    assert "fewer than two tissue classes ('stroma')" in _refused(
+        [slides], out, annotations=ann, classes=classes
+    )
     scheme = json.loads((annotated_slides / "classes.json").read_text())
-    write_json(tmp_path / "filled.json", {**scheme, "fill": "epithelium"})  # the rest of the tissue is a class
+    write_json(
+        tmp_path / "filled.json", {**scheme, "fill": "epithelium"}
+    )  # the rest of the tissue is a class
     assert _plan([slides], out, annotations=ann, classes=str(tmp_path / "filled.json")).labels.present
 
 

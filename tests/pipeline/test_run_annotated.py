@@ -20,7 +20,9 @@ def _args(root, out, *more):
 
 def _stamps(folder):
     """Every file of a finished stage folder with its modification time: unchanged when resumed."""
-    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.mark.slow
@@ -36,16 +38,22 @@ def test_annotated_run_end_to_end_killed_and_resumed(annotated_slides, tmp_path,
         return real_call(step, executor)
 
     monkeypatch.setattr(runner, "_call", killed_while_sampling)
-    code, text = run_cli(_args(annotated_slides, out, "--variants", "map,tokens", "--set", "without_crops=true"), capsys)
+    code, text = run_cli(
+        _args(annotated_slides, out, "--variants", "map,tokens", "--set", "without_crops=true"), capsys
+    )
     assert code == 130 and "re-run the same command to resume" in text
     # the plan came first, on one screen, naming what matched
     assert text.startswith("histosynth run: the plan") and "annotations: 2 of 2 slides matched" in text
     assert "split       by region" in text  # two slides: too few to hold out whole slides
-    done = {name: _stamps(out / name) for name in ("tiles", "dataset", "train/map", "train/tokens", "crop-bank")}
+    done = {
+        name: _stamps(out / name) for name in ("tiles", "dataset", "train/map", "train/tokens", "crop-bank")
+    }
     assert not (out / "report.html").exists()
 
     monkeypatch.setattr(runner, "_call", real_call)
-    code, text = run_cli(_args(annotated_slides, out, "--variants", "map,tokens", "--set", "without_crops=true"), capsys)
+    code, text = run_cli(
+        _args(annotated_slides, out, "--variants", "map,tokens", "--set", "without_crops=true"), capsys
+    )
     assert code == 0, text
     assert "(resuming: 5 of 10 steps done)" in text
     assert f"report: {out / 'report.html'}" in text.splitlines()

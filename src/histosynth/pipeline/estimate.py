@@ -19,7 +19,7 @@ from typing import Any
 
 from histosynth.pipeline.checks import PlanError
 
-__all__ = ["COSTS", "REFERENCE", "Estimate", "check_disk", "estimate_run", "machine_speed"]
+__all__ = ["COSTS", "REFERENCE", "Estimate", "check_disk", "estimate_run", "free_bytes", "machine_speed"]
 
 # Where COSTS were measured, and its time for the probe of machine_speed (seconds).
 REFERENCE = {"machine": "2 logical cores (Xeon, AVX512-BF16), idle", "probe_seconds": 0.0050}
@@ -98,18 +98,22 @@ def machine_speed(repeats: int = 5) -> float:
     return REFERENCE["probe_seconds"] / max(sorted(times)[len(times) // 2], 1e-6)
 
 
-def check_disk(out: str | Path, need: int) -> int:
-    """Free bytes on the disk of ``out``; refuses when ``need`` does not fit."""
+def free_bytes(out: str | Path) -> int:
+    """Free bytes on the disk that holds (or will hold) ``out``."""
     where = Path(out).absolute()
     while not where.exists():
         where = where.parent
-    free = shutil.disk_usage(where).free
+    return shutil.disk_usage(where).free
+
+
+def check_disk(out: str | Path, need: int) -> None:
+    """Refuse a run whose ``need`` bytes do not fit the free space of its disk."""
+    free = free_bytes(out)
     if need > free:
         raise PlanError(
             f"{out}: the run needs about {need / 1e9:.1f} GB and its disk has {free / 1e9:.1f} GB free; "
             "free some space or choose another folder"
         )
-    return free
 
 
 def _tiles(plan: Any) -> int:
@@ -163,8 +167,7 @@ def estimate_run(plan: Any) -> Estimate:
     order = ("tile", "labels", "unannotated", "train", "crops", "sample", "large", "evaluate", "report")
     minutes = {k: minutes[k] for k in order}
     disk = _disk_bytes(cfg, steps, tiles, patches, sets, train, backbone)
-    free = check_disk(plan.out, 0)
-    return Estimate(tiles, patches, int(disk), free, minutes, speed)
+    return Estimate(tiles, patches, int(disk), free_bytes(plan.out), minutes, speed)
 
 
 def _per(table: dict[str, float], backbone: str) -> float:

@@ -9,8 +9,6 @@ from histosynth.pipeline.plan import Plan, name_list
 __all__ = ["plan_summary"]
 
 
-
-
 def _mb(n: float) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
 
@@ -43,7 +41,9 @@ def plan_summary(plan: Plan) -> str:
     variants = ", ".join(f"{v} ({VARIANTS.get(v, '?')})" for v in cfg.variants)
     budget = (f"{cfg.train_steps} steps each" if cfg.train_steps > 0
               else f"{cfg.minutes:g} min in all, {cfg.reserve_minutes:g} of them after training")  # fmt: skip
-    rows.append(("model", f"{variants}; preset {cfg.train_preset}; {budget}"))
+    train = next(s.args[2] for s in plan.steps if s.stage == "train")
+    model = f"preset {cfg.train_preset} ({train.model.backbone} backbone, {train.data.image_size} px)"
+    rows.append(("model", f"{variants}; {model}; {budget}"))
     extra = " and without crops" if cfg.without_crops else ""
     large = (
         f"; {cfg.large_images} large images of {cfg.large_size} px per variant" if cfg.large_images else ""
@@ -61,7 +61,8 @@ def plan_summary(plan: Plan) -> str:
         rows.append(("disk", f"about {_mb(est.disk_bytes)} ({est.patches:,} patches from about {est.tiles:,} tiles), "
                              f"{_mb(est.free_bytes)} free"))  # fmt: skip
         parts = ", ".join(f"{k} {v:.1f}" for k, v in est.minutes.items() if v >= 0.05)
-        rows.append(("time", f"about {est.total:.0f} min on this machine ({parts} min)"))
+        total = f"{est.total:.0f}" if est.total >= 10 else f"{est.total:.1f}"
+        rows.append(("time", f"about {total} min on this machine ({parts} min)"))
     done = [s for s in plan.steps if s.stage != "report" and is_complete(s.folder)]
     state = f"resuming: {len(done)} of {len(plan.steps)} steps done" if done else "new"
     rows.append(("out", f"{plan.out} ({state})"))
