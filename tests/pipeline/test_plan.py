@@ -69,7 +69,7 @@ def test_annotations_are_matched_and_read(annotated_slides, ann, tmp_path):
     (ann / "slide-s0.geojson").rename(ann / "s0.geojson")
     plan = _plan([slides], out, annotations=ann, classes=classes)
     assert plan.labels.unannotated == ["s1"] and plan.labels.orphans == ["slide-s1.geojson"]
-    assert "slides without an annotation file give no patches: s1" in plan.notes
+    assert "slides without an annotation file are left out: s1" in plan.notes and list(plan.slides) == ["s0"]
     assert "annotation files that match no slide: slide-s1.geojson" in plan.notes
 
 

@@ -111,9 +111,9 @@ def make_plan(
     inputs = list(inputs.values()) if isinstance(inputs, dict) else list(inputs)
     slides, skipped = check_slides(inputs, cfg, skip_bad)
     facts = check_labels(source, slides, annotations, classes, skip_bad)
-    for name, reason in facts.skipped.items():
-        skipped[name] = reason
-        slides.pop(name)
+    skipped.update(facts.skipped)
+    if source == "annotations":  # a slide without annotations gives no patch; it would take a split
+        slides = {name: s for name, s in slides.items() if name in facts.matched}
     split_by = _split(cfg, len(slides))
     _check_budget(cfg)
     _check_parts(cfg, source)
@@ -189,7 +189,7 @@ def name_list(names: list[str], most: int = 5) -> str:
 def _notes(cfg: RunConfig, facts: LabelFacts, steps: list[Step]) -> list[str]:
     notes = []
     if facts.unannotated:
-        notes.append(f"slides without an annotation file give no patches: {name_list(facts.unannotated)}")
+        notes.append(f"slides without an annotation file are left out: {name_list(facts.unannotated)}")
     if facts.orphans:
         notes.append(f"annotation files that match no slide: {name_list(facts.orphans)}")
     missing = [c for c in facts.classes if c not in facts.present and c != "background"]

@@ -30,8 +30,10 @@ def plan_summary(plan: Plan) -> str:
     rows.append(("patches", f"{cfg.size} px at {cfg.patch_mpp:g} µm/px, overlap {cfg.overlap} px, "
                             f"tissue ≥ {cfg.min_tissue:.0%}"))  # fmt: skip
     if facts.source == "annotations":
-        maps = (f"annotations: {len(facts.matched)} of {len(plan.slides) + len(facts.skipped)} slides matched; "
-                f"classes {', '.join(facts.classes)}")  # fmt: skip
+        given = len(facts.matched) + len(facts.unannotated) + len(facts.skipped)
+        maps = (
+            f"annotations: {len(facts.matched)} of {given} slides matched; classes {', '.join(facts.classes)}"
+        )
     elif facts.source == "stain":
         maps = "stain-derived two-class maps (a stand-in for annotations)"
     else:
