@@ -172,7 +172,12 @@ def evaluate_config(cfg: RunConfig) -> Any:
 
     segmenter = {"steps": cfg.segmenter_steps, "crop": cfg.size, "decoder_channels": 32}
     tstr = {"seeds": cfg.segmenter_seeds, "mixes": [1.0], "segmenter": segmenter}
-    values = {"detectors": list(cfg.detectors), "tstr": tstr, "c2st_steps": cfg.c2st_steps}
+    values = {
+        "detectors": list(cfg.detectors),
+        "tstr": tstr,
+        "c2st_steps": cfg.c2st_steps,
+        "device": cfg.device,
+    }
     return _build(EvaluateConfig, cfg, "evaluate", values, preset=cfg.evaluate_preset)
 
 

@@ -50,7 +50,8 @@ class Step:
     folder
         What it writes (for ``report``, the page).
     args, kwargs
-        The stage's positional arguments after none, and its keyword options.
+        The stage's positional arguments (its inputs, ``folder`` and its config) and its
+        keyword options.
     variant
         For a training step on a time budget: the variant whose minutes are set when it starts.
     parallel
@@ -85,7 +86,7 @@ def make_steps(
     split_by
         ``slide`` or ``region``.
     labels
-        For ``annotations``: the label scheme and folder, as ``(annotations folder, scheme)``.
+        For ``annotations``: ``(annotations folder, label scheme)``.
 
     Raises
     ------
