@@ -69,6 +69,10 @@ def command(slides, out, annotations, classes, minutes, steps, variants, samples
     held-out real patches and an HTML report. A plan checks everything first and shows what
     will run and what it costs. Every stage folder is the one its own command writes; re-running
     the same command resumes. The last line names the report.
+
+    Presets: cpu (the default: 64 px patches, a model that learns tissue in minutes on a
+    laptop), paper (the paper's 256 px patches and UNet, for a GPU), test (the plumbing in
+    seconds). See docs/run.md.
     """
     from pathlib import Path
 
