@@ -40,10 +40,10 @@ def test_annotated_run_end_to_end_killed_and_resumed(annotated_slides, tmp_path,
     out = tmp_path / "run"
     real_call = runner._call
 
-    def killed_while_sampling(step, executor):
+    def killed_while_sampling(step, *args):
         if step.stage == "sample":
             raise KeyboardInterrupt  # what Ctrl-C, or a kill between two batches, leaves behind
-        return real_call(step, executor)
+        return real_call(step, *args)
 
     monkeypatch.setattr(runner, "_call", killed_while_sampling)
     code, text = run_cli(

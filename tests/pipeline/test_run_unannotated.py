@@ -46,3 +46,11 @@ def test_unannotated_run_end_to_end_and_resumed(cmu_slide, tmp_path, capsys):
     assert again == first  # the resumed run gives what the straight one gave
     log = json.loads((out / "run-log.json").read_text())
     assert len(log["invocations"]) == 2 and log["plan"]["clusters"] == 4
+
+    # other settings into the same folder: refused by the first stage they change, unless --overwrite
+    code, text = run_cli([*args, "--k", "3"], capsys)
+    assert code == 2 and "clusters: holds another clusters artefact" in text and "--overwrite" in text
+    code, text = run_cli([*args, "--k", "3", "--overwrite"], capsys)
+    assert code == 0, text
+    assert read_manifest(out / "clusters", Kind.CLUSTERS)["levels"] == [2, 3]  # fitted afresh, not resumed
+    assert len(json.loads((out / "dataset" / "classes.json").read_text())["classes"]) == 4

@@ -53,13 +53,16 @@ def _csv(text: str | None, kind: type = str) -> list | None:
 @click.option(
     "--skip-bad-slides", is_flag=True, help="Leave out unreadable slides and malformed annotations."
 )
+@click.option(
+    "--overwrite", is_flag=True, help="Replace stage folders that hold other settings (after a change)."
+)
 @click.option("--dry-run", is_flag=True, help="Check everything and show the plan; run nothing.")
 @click.option(
     "--print-config", is_flag=True, help="Print the settings as TOML (for --config) and every stage's config."
 )
 @config_options(preset_choices=preset_choices("histosynth.pipeline.config", "RunConfig"))
 def command(slides, out, annotations, classes, minutes, steps, variants, samples, large, large_size, split,
-            encoder, clusters, levels, mpp, workers, skip_bad_slides, dry_run, print_config, preset=None,
+            encoder, clusters, levels, mpp, workers, skip_bad_slides, overwrite, dry_run, print_config, preset=None,
             config_file=None, overrides=()) -> None:  # fmt: skip
     """Take SLIDES (files or folders) through the whole method into OUT.
 
@@ -104,7 +107,8 @@ def command(slides, out, annotations, classes, minutes, steps, variants, samples
 
     with make_stage_executor(executor_workers=workers) as executor:
         try:
-            report = run_plan(plan, echo=click.echo, executor=executor if (workers or 1) > 1 else None)
+            parallel = executor if (workers or 1) > 1 else None
+            report = run_plan(plan, echo=click.echo, executor=parallel, overwrite=overwrite)
         except StepFailed as exc:  # the stage already printed its reason
             raise click.ClickException(str(exc)) from None
     click.echo(f"report: {report}")

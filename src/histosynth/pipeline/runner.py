@@ -53,6 +53,7 @@ def run_plan(
     echo: Callable[[str], None] = print,
     log_name: str = "run-log.json",
     executor: Any = None,
+    overwrite: bool = False,
 ) -> Path:
     """Run (or resume) every step of ``plan``; returns the report's path.
 
@@ -66,6 +67,9 @@ def run_plan(
         The log's file name in the run's folder.
     executor
         Where the items of the stages that take one run (default: in this process).
+    overwrite
+        Replace stage folders that hold another artefact (after a change of settings) instead
+        of refusing them.
 
     Raises
     ------
@@ -94,24 +98,38 @@ def run_plan(
         title = f"{label[step.phase]} {step.title}"
         t0 = time.monotonic()
         echo(f"\n== {title}  [{elapsed:.1f} min]")
-        result = _call(step, executor)
+        result = _call(step, executor, overwrite)
         echo(f"   {step.stage}: {result.folder}")
         if not result.ok:
             raise StepFailed(f"step failed: {title}: {result.summary.describe()}")
         log.add(title, step.stage, time.monotonic() - t0)
         if step.variant is not None:
-            (step.folder / BUDGET_SPENT).touch()
+            atomic_write_text(step.folder / BUDGET_SPENT, _budget_key(step))
     echo(f"\n== {len(phases) + 1}/{len(phases) + 1} done in {(time.monotonic() - start) / 60:.1f} min")
     if any(s.stage == "cluster" for s in plan.steps):
         echo(f"cluster report: {out / 'clusters' / 'report' / 'index.html'}")
     return out / "report.html"
 
 
+def _budget_key(step: Step) -> str:
+    """What a time-budgeted model was trained as: its identity (config without run length) and
+    its dataset. A ``.budget-spent`` file holding another key is not this model's."""
+    from histosynth.artifacts import read_manifest
+    from histosynth.train.config import identity_config
+
+    dataset, _, cfg = step.args
+    return json.dumps(
+        {"model": identity_config(cfg), "dataset": read_manifest(dataset)["id"]}, sort_keys=True
+    )
+
+
 def _with_budget(plan: Plan, step: Step, elapsed: float, left: int) -> Step | None:
     """A time-budgeted training step with its minutes: an equal share of what is left; ``None``
-    when an earlier invocation spent its budget."""
-    # (".demo-budget-spent": the demo's name for it before `histosynth run`)
-    if (step.folder / BUDGET_SPENT).is_file() or (step.folder / ".demo-budget-spent").is_file():
+    when an earlier invocation spent the budget of this same model."""
+    spent = step.folder / BUDGET_SPENT
+    if spent.is_file() and spent.read_text() == _budget_key(step):
+        return None
+    if (step.folder / ".demo-budget-spent").is_file():  # the demo's marker before `histosynth run`
         return None
     minutes = plan.cfg.train_minutes(elapsed, left)
     cfg = settings.train_config(plan.cfg, step.variant, minutes)
@@ -119,10 +137,15 @@ def _with_budget(plan: Plan, step: Step, elapsed: float, left: int) -> Step | No
     return dataclasses.replace(step, title=title, args=(*step.args[:2], cfg))
 
 
-def _call(step: Step, executor: Any) -> StageResult:
+def _call(step: Step, executor: Any, overwrite: bool = False) -> StageResult:
+    import inspect
+
     from histosynth.stages import STAGES
 
+    stage = STAGES.get(step.stage)
     kwargs = {k: v.make() if isinstance(v, LazyLabels) else v for k, v in step.kwargs.items()}
     if executor is not None and step.parallel:
         kwargs["executor"] = executor
-    return STAGES.get(step.stage)(*step.args, **kwargs)
+    if overwrite and "overwrite" in inspect.signature(stage).parameters:
+        kwargs["overwrite"] = True
+    return stage(*step.args, **kwargs)
