@@ -25,7 +25,7 @@ from pathlib import Path
 def _probe() -> float:
     from histosynth.pipeline.estimate import REFERENCE, machine_speed
 
-    return REFERENCE["probe_seconds"] / machine_speed(repeats=9)
+    return REFERENCE["probe_seconds"] / machine_speed(repeats=15)
 
 
 def main(argv: list[str]) -> int:

@@ -2,7 +2,8 @@
 
 Costs are per unit of work (a slide, a tile, a training step...) measured on a reference
 machine (:data:`REFERENCE`), scaled by how fast this machine runs a small fixed convolution
-now, against the reference's time for it. Before tiling, the number of tiles is estimated from
+against the reference's time for it: the machine's speed when a run gets its cores, so a
+machine busy with other work takes longer than the estimate. Before tiling, the number of tiles is estimated from
 each slide's size assuming half of it is tissue; once the tiles exist, their count is used.
 The figures are estimates (within a factor of two on a quiet machine), meant to tell minutes
 from hours and megabytes from gigabytes before a run starts.
@@ -21,23 +22,34 @@ from histosynth.pipeline.checks import PlanError
 
 __all__ = ["COSTS", "REFERENCE", "Estimate", "check_disk", "estimate_run", "free_bytes", "machine_speed"]
 
-# Where COSTS were measured, and its time for the probe of machine_speed (seconds).
-REFERENCE = {"machine": "2 logical cores (Xeon, AVX512-BF16), idle", "probe_seconds": 0.0050}
+# The machine COSTS come from, and its time for machine_speed's probe.
+REFERENCE = {"machine": "2 logical cores (Xeon, AVX512-BF16), idle", "probe_seconds": 0.0080}
 
-# Seconds per unit on the reference machine (patch-size dependent ones at 64 px).
+# Seconds per unit on the reference machine, from quiet runs of the demo on the bundled slide
+# (its run-log.json and manifests), README ("about 500 steps in 3.4 min"), docs/sampling.md
+# (dpm++ 20 steps, two guidance branches: 1.92 img/s) and docs/results.md (the evaluation of
+# the ablation: 11.2 min); size-dependent ones at 64 px. scripts/measure_run_costs.py measures
+# them again on a quiet machine.
 COSTS: dict[str, Any] = {
-    "tile_slide": 0.4,  # thumbnail, tissue mask, QC picture of one slide
-    "tile_megapixel": 0.03,  # per level-0 megapixel (the thumbnail read)
-    "dataset_tile": 0.004,  # maps of every tile, pixels of the kept ones
-    "embed_subtile": 0.0004,  # the handcrafted encoder; a network encoder costs EMBED_NETWORK times more
+    "tile_slide": 0.5,  # thumbnail, tissue mask, QC picture of one slide
+    "tile_megapixel": 0.05,  # per level-0 megapixel (the thumbnail read)
+    "dataset_tile": 0.001,  # maps of every tile, pixels of the kept ones
+    "embed_subtile": 0.0007,  # the handcrafted encoder; a network encoder costs EMBED_NETWORK times more
     "cluster": 2.0,  # k-means, label grids, the cluster report
-    "crop_bank_patch": 0.002,
-    "train_step": {"test": 0.05, "cpu-tiny": 0.45, "dit-tiny": 0.55, "dit-test": 0.05},  # batch 16 at 64 px
-    "sample_image_step": {"test": 0.002, "cpu-tiny": 0.02, "dit-tiny": 0.025, "dit-test": 0.002},  # guided
-    "evaluate_image": 0.02,  # features under the two offline detectors, PRDC, memorisation
-    "segmenter_step": 0.15,  # DeepLabv3+ (ResNet-18) at 64 px, batch 8
-    "c2st_step": 0.01,
-    "report": 10.0,
+    "crop_bank_patch": 0.004,
+    "train_step": {"test": 0.03, "dit-test": 0.03, "cpu-tiny": 0.41, "dit-tiny": 0.47},  # batch 16 at 64 px
+    "sample_image_step": {
+        "test": 0.002,
+        "dit-test": 0.002,
+        "cpu-tiny": 0.026,
+        "dit-tiny": 0.03,
+    },  # 2 branches
+    "large_window_step": 0.005,  # windows evaluated in batches
+    "evaluate_image": 0.01,  # per detector: features, PRDC, memorisation
+    "segmenter_run": 3.0,  # building, testing one DeepLabv3+ (ResNet-18) of TSTR
+    "segmenter_step": 0.1,  # one of its training steps at 64 px, batch 8
+    "c2st_step": 0.02,
+    "report": 5.0,
 }
 EMBED_NETWORK = 40
 # Parameters (millions) of the backbones, for checkpoint sizes and unmeasured step times.
@@ -81,21 +93,28 @@ class Estimate:
         )
 
 
-def machine_speed(repeats: int = 5) -> float:
-    """How fast this machine runs a fixed small convolution now, relative to :data:`REFERENCE`."""
+def machine_speed(repeats: int = 9) -> float:
+    """This machine's speed relative to :data:`REFERENCE`: the fastest of ``repeats`` timings of a
+    fixed small convolution on one thread (several threads on a shared machine wait on each
+    other, and the slowest timings say more about the moment's load than about the machine)."""
     import torch
 
     x = torch.randn(8, 48, 32, 32, generator=torch.Generator().manual_seed(0))
     conv = torch.nn.Conv2d(48, 48, 3, padding=1)
-    times = []
-    with torch.no_grad():
-        conv(x)
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            for _ in range(4):
-                conv(x)
-            times.append(time.perf_counter() - t0)
-    return REFERENCE["probe_seconds"] / max(sorted(times)[len(times) // 2], 1e-6)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    best = math.inf
+    try:
+        with torch.no_grad():
+            conv(x)
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                for _ in range(4):
+                    conv(x)
+                best = min(best, time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(threads)
+    return REFERENCE["probe_seconds"] / max(best, 1e-6)
 
 
 def free_bytes(out: str | Path) -> int:
@@ -154,7 +173,7 @@ def estimate_run(plan: Any) -> Estimate:
         * _per(COSTS["sample_image_step"], backbone)
         * (image / 64) ** 2,
         "large": _large_seconds(cfg, backbone),
-        "evaluate": _evaluate_seconds(steps, sets, cfg),
+        "evaluate": _evaluate_seconds(steps, sets, cfg, patches),
         "report": COSTS["report"],
     }
     minutes = {k: v / 60 / speed for k, v in seconds.items()}
@@ -193,24 +212,20 @@ def _unannotated_seconds(cfg: Any, steps: list, tiles: int, tile_seconds: float)
 
 def _large_seconds(cfg: Any, backbone: str) -> float:
     windows = math.ceil(cfg.large_size / (cfg.size * 0.75)) ** 2
+    scale = _per(COSTS["sample_image_step"], backbone) / COSTS["sample_image_step"]["cpu-tiny"]
     return (
-        len(cfg.variants)
-        * cfg.large_images
-        * windows
-        * cfg.sample_steps
-        * _per(COSTS["sample_image_step"], backbone)
+        len(cfg.variants) * cfg.large_images * windows * cfg.sample_steps * COSTS["large_window_step"] * scale
     )
 
 
-def _evaluate_seconds(steps: list, sets: int, cfg: Any) -> float:
+def _evaluate_seconds(steps: list, sets: int, cfg: Any, patches: int) -> float:
+    """Features of every image under every detector, the TSTR segmenters, the C2ST folds."""
     ev = next(s.args[2] for s in steps if s.stage == "evaluate")
-    images = (sets + 1) * cfg.n_samples + 2 * cfg.n_samples
-    seconds = images * len(ev.detectors) * COSTS["evaluate_image"]
+    seconds = (sets * cfg.n_samples + patches) * len(ev.detectors) * COSTS["evaluate_image"]
     if ev.tstr.enabled:
         runs = ev.tstr.seeds * (1 + sets * (1 + len(ev.tstr.mixes)))
-        seconds += (
-            runs * ev.tstr.segmenter.steps * COSTS["segmenter_step"] * (ev.tstr.segmenter.crop / 64) ** 2
-        )
+        per_step = COSTS["segmenter_step"] * (ev.tstr.segmenter.crop / 64) ** 2
+        seconds += runs * (COSTS["segmenter_run"] + ev.tstr.segmenter.steps * per_step)
     if ev.c2st:
         seconds += sets * 2 * ev.c2st_steps * COSTS["c2st_step"]
     return seconds
