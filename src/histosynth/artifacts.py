@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from histosynth.disk import DISK_FULL_ERRNOS, as_disk_full
-from histosynth.locking import acquire, release
+from histosynth.locking import LOCK, acquire, release
 
 __all__ = [
     "MANIFEST",
@@ -309,6 +309,19 @@ class Output:
     complete: bool
 
 
+def _clear(folder: Path) -> None:
+    """Remove everything in an artefact folder but its write lock."""
+    import shutil
+
+    for entry in folder.iterdir():
+        if entry.name == LOCK:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
 def prepare_output(
     folder: str | Path,
     kind: str,
@@ -320,7 +333,8 @@ def prepare_output(
 
     Returns ``complete=True`` when the folder already holds exactly this artefact. A folder
     holding a different artefact (finished or in progress) is refused unless ``overwrite``, in
-    which case its manifest and pending marker are removed so the stage starts afresh.
+    which case everything in it is removed (its journal, checkpoints and partial work too, which
+    would otherwise be resumed as this artefact's) so the stage starts afresh.
 
     An unfinished claim holds the folder's write lock (:mod:`histosynth.locking`) until
     :func:`write_manifest`: a second process claiming it meanwhile gets
@@ -348,7 +362,8 @@ def prepare_output(
             raise ArtifactError(
                 f"{folder}: holds another {kind} artefact ({have}); use a new output folder or --overwrite"
             )
-        path.unlink()
+        _clear(folder)  # its journal, checkpoints and partial work are not this artefact's
+        break
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(folder / PENDING, {"id": want, "kind": kind, "config": dict(config)})
     return Output(folder, want, complete=False)

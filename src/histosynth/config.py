@@ -180,11 +180,14 @@ def _suggest(name: str, choices: Iterable[str]) -> str:
 
 
 def _deep_update(dst: dict[str, Any], src: Mapping[str, Any]) -> None:
+    """Merge ``src`` into ``dst``, copying its tables: a preset's nested tables stay unchanged."""
     for k, v in src.items():
-        if isinstance(v, Mapping) and isinstance(dst.get(k), dict):
+        if isinstance(v, Mapping) and not isinstance(dst.get(k), dict):
+            dst[k] = {}
+        if isinstance(v, Mapping):
             _deep_update(dst[k], v)
         else:
-            dst[k] = dict(v) if isinstance(v, Mapping) else v
+            dst[k] = v
 
 
 def _hints(cls: type) -> dict[str, Any]:

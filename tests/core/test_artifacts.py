@@ -42,8 +42,12 @@ def test_other_config_refused_unless_overwrite(tmp_path):
     prepare_output(tmp_path, "tiles", {"size": 256})
     with pytest.raises(ArtifactError, match="another tiles artefact"):
         prepare_output(tmp_path, "tiles", {"size": 512})
+    (tmp_path / "_journal.jsonl").write_text('{"key": "slide-1", "status": "done"}\n')  # the other's work
+    (tmp_path / "_shards").mkdir()
+    (tmp_path / "_shards" / "slide-1.parquet").write_bytes(b"old")
     out = prepare_output(tmp_path, "tiles", {"size": 512}, overwrite=True)
     assert json.loads((tmp_path / ".pending.json").read_text())["id"] == out.id
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", ".pending.json"]  # nothing left to resume
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):

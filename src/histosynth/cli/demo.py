@@ -9,9 +9,11 @@ import click
 @click.option("--minutes", default=15.0, show_default=True, help="Time budget on this machine.")
 @click.option("--out", default="histosynth-demo", show_default=True, type=click.Path(file_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a demo plan value, e.g. --set n_samples=32 (repeatable).")  # fmt: skip
+              help="Override a setting of the demo's run, e.g. --set n_samples=32 or --set train.run.threads=1 "
+              "(repeatable; the keys of `histosynth run --print-config`).")  # fmt: skip
 def command(minutes: float, out: str, overrides: tuple[str, ...]) -> None:
-    """Run the whole method on the bundled real slide (CMU-1-Small-Region, CC0).
+    """Run the whole method on the bundled real slide (CMU-1-Small-Region, CC0): `histosynth run`
+    with the demo's settings.
 
     Both paths (stain-derived annotations; embeddings → clusters → pseudo-maps), one model
     trained with the whole budget (--set 'variants=["map","spatial","tokens"]' trains the

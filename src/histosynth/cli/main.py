@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "sample": "histosynth.cli.sample",
     "evaluate": "histosynth.cli.evaluate",
     "report": "histosynth.cli.report",
+    "run": "histosynth.cli.run",
     "demo": "histosynth.cli.demo",
     "synth-slide": "histosynth.cli.synth_slide",
     "studio": "histosynth.cli.studio",

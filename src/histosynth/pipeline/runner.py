@@ -1,0 +1,151 @@
+"""Run a plan's steps in order, each a resumable stage; log what ran and how long it took.
+
+Every stage resumes by itself, so re-running a plan continues where it stopped: finished
+stages return at once, an interrupted one picks up its journal or its last checkpoint. A
+variant trained on a time budget is done once its budget has run (a ``.budget-spent`` file in
+its folder); stopped before that, it resumes from its last checkpoint with a fresh share of
+what the budget has left. The log (``run-log.json``; the demo's ``demo-run.json``) holds the
+settings and one list of ``{title, command, seconds}`` per invocation; another settings'
+timings are dropped, as they say nothing about these.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from histosynth.artifacts import StageResult, atomic_write_json, atomic_write_text
+from histosynth.config import config_to_dict
+from histosynth.pipeline import settings
+from histosynth.pipeline.plan import Plan
+from histosynth.pipeline.steps import PHASES, LazyLabels, Step
+
+__all__ = ["BUDGET_SPENT", "StepFailed", "run_plan"]
+
+BUDGET_SPENT = ".budget-spent"  # in a training folder: its time budget has run
+
+
+class StepFailed(RuntimeError):
+    """A stage reported failed items (its reasons were printed); re-running resumes it."""
+
+
+class _Log:
+    """The run's log file: settings, and per invocation the steps that ran with their seconds."""
+
+    def __init__(self, path: Path, settings_dict: dict[str, Any]) -> None:
+        self.path = path
+        previous = json.loads(path.read_text()) if path.is_file() else {}
+        if previous.get("plan") != settings_dict:
+            previous = {}  # other settings: their timings say nothing about these
+        self.record = {"plan": settings_dict, "invocations": [*previous.get("invocations", []), []]}
+
+    def add(self, title: str, stage: str, seconds: float) -> None:
+        self.record["invocations"][-1].append({"title": title, "command": stage, "seconds": seconds})
+        atomic_write_json(self.path, self.record)
+
+
+def run_plan(
+    plan: Plan,
+    echo: Callable[[str], None] = print,
+    log_name: str = "run-log.json",
+    executor: Any = None,
+    overwrite: bool = False,
+) -> Path:
+    """Run (or resume) every step of ``plan``; returns the report's path.
+
+    Parameters
+    ----------
+    plan
+        A checked plan (:func:`~histosynth.pipeline.plan.make_plan`).
+    echo
+        Where progress lines go.
+    log_name
+        The log's file name in the run's folder.
+    executor
+        Where the items of the stages that take one run (default: in this process).
+    overwrite
+        Replace stage folders that hold another artefact (after a change of settings) instead
+        of refusing them.
+
+    Raises
+    ------
+    StepFailed
+        When a stage reports failed items (the run stops there; re-running resumes it).
+    """
+    from histosynth.pipeline.print_config import config_toml
+
+    out = plan.out
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "run.toml", config_toml(plan.cfg))
+    log = _Log(out / log_name, config_to_dict(plan.cfg))
+    start = time.monotonic()
+    phases = [p for p in PHASES if any(s.phase == p for s in plan.steps)]
+    label = {p: f"{i}/{len(phases) + 1}" for i, p in enumerate(phases, 1)}
+    budgeted = [s for s in plan.steps if s.variant is not None]
+    for step in plan.steps:
+        elapsed = (time.monotonic() - start) / 60
+        if step.variant is not None:
+            timed = _with_budget(plan, step, elapsed, len(budgeted) - budgeted.index(step))
+            if timed is None:
+                echo(f"\n== {label['train']} train variant {step.variant}: trained in an earlier run "
+                     "(its budget is spent)")  # fmt: skip
+                continue
+            step = timed
+        title = f"{label[step.phase]} {step.title}"
+        t0 = time.monotonic()
+        echo(f"\n== {title}  [{elapsed:.1f} min]")
+        result = _call(step, executor, overwrite)
+        echo(f"   {step.stage}: {result.folder}")
+        if not result.ok:
+            raise StepFailed(f"step failed: {title}: {result.summary.describe()}")
+        log.add(title, step.stage, time.monotonic() - t0)
+        if step.variant is not None:
+            atomic_write_text(step.folder / BUDGET_SPENT, _budget_key(step))
+    echo(f"\n== {len(phases) + 1}/{len(phases) + 1} done in {(time.monotonic() - start) / 60:.1f} min")
+    if any(s.stage == "cluster" for s in plan.steps):
+        echo(f"cluster report: {out / 'clusters' / 'report' / 'index.html'}")
+    return out / "report.html"
+
+
+def _budget_key(step: Step) -> str:
+    """What a time-budgeted model was trained as: its identity (config without run length) and
+    its dataset. A ``.budget-spent`` file holding another key is not this model's."""
+    from histosynth.artifacts import read_manifest
+    from histosynth.train.config import identity_config
+
+    dataset, _, cfg = step.args
+    return json.dumps(
+        {"model": identity_config(cfg), "dataset": read_manifest(dataset)["id"]}, sort_keys=True
+    )
+
+
+def _with_budget(plan: Plan, step: Step, elapsed: float, left: int) -> Step | None:
+    """A time-budgeted training step with its minutes: an equal share of what is left; ``None``
+    when an earlier invocation spent the budget of this same model."""
+    spent = step.folder / BUDGET_SPENT
+    if spent.is_file() and spent.read_text() == _budget_key(step):
+        return None
+    if (step.folder / ".demo-budget-spent").is_file():  # the demo's marker before `histosynth run`
+        return None
+    minutes = plan.cfg.train_minutes(elapsed, left)
+    cfg = settings.train_config(plan.cfg, step.variant, minutes)
+    title = step.title.replace("a share of the time budget", f"{minutes:.1f} min")
+    return dataclasses.replace(step, title=title, args=(*step.args[:2], cfg))
+
+
+def _call(step: Step, executor: Any, overwrite: bool = False) -> StageResult:
+    import inspect
+
+    from histosynth.stages import STAGES
+
+    stage = STAGES.get(step.stage)
+    kwargs = {k: v.make() if isinstance(v, LazyLabels) else v for k, v in step.kwargs.items()}
+    if executor is not None and step.parallel:
+        kwargs["executor"] = executor
+    if overwrite and "overwrite" in inspect.signature(stage).parameters:
+        kwargs["overwrite"] = True
+    return stage(*step.args, **kwargs)
