@@ -48,7 +48,16 @@ import numpy as np
 
 from histosynth.domains.stain import RUIFROK_HED, concentrations, from_concentrations, rotate_vector
 
-__all__ = ["IDENTITY", "Lab", "LabRanges", "apply_lab", "draw_labs", "jitter_lab", "reference_angles"]
+__all__ = [
+    "IDENTITY",
+    "HedJitter",
+    "Lab",
+    "LabRanges",
+    "apply_lab",
+    "draw_labs",
+    "jitter_lab",
+    "reference_angles",
+]
 
 # The stain matrix of Macenko et al.'s reference (as distributed with their method's common
 # implementations): columns H and E of the published reference ``HERef``.
@@ -199,6 +208,17 @@ def jitter_lab(rng: np.random.Generator, scale: float = 0.2, bias: float = 0.05)
     a = rng.uniform(1 - scale, 1 + scale, 2)
     b = rng.uniform(-bias, bias, 2)
     return Lab("jitter", h_scale=float(a[0]), e_scale=float(a[1]), h_bias=float(b[0]), e_bias=float(b[1]))
+
+
+@dataclass(frozen=True)
+class HedJitter:
+    """HED-jitter augmentation as a picklable callable ``(image, rng) -> image`` (see :func:`jitter_lab`)."""
+
+    scale: float = 0.2
+    bias: float = 0.05
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return apply_lab(image, jitter_lab(rng, self.scale, self.bias))
 
 
 def reference_angles() -> tuple[float, float]:
