@@ -48,3 +48,19 @@ def test_one_lab_per_patch_and_only(tmp_path, capsys):
     assert [lab["name"] for lab in labs] == ["lab-A", "lab-B"]
     code, text = run_cli(["domains", tmp_path / "one", tmp_path / "again"], capsys)
     assert code == 2 and "already has a domain column" in text
+
+
+def test_training_takes_foreign_crops_from_the_images_own_lab(tmp_path):
+    from histosynth.data.patch_dataset import PatchDataset
+    from histosynth.domains.stage import DomainsConfig, run
+    from histosynth.train.config import DataConfig
+    from histosynth.train.data import IDENTITY_LUT, TrainData
+
+    folder = run(_source(tmp_path).folder, tmp_path / "labs", DomainsConfig(labs=2, seed=0)).folder
+    data = TrainData(PatchDataset(folder), DataConfig(image_size=32, foreign_prob=1.0, preload=False), seed=0)
+    seen = 0
+    for i in range(len(data)):
+        for crop in data.item(0, i, IDENTITY_LUT)[2]:
+            seen += 1
+            assert crop.source.split(":")[0].rsplit("_", 1)[1] == data.ids[i].rsplit("_", 1)[1]
+    assert seen > 0

@@ -103,7 +103,9 @@ def run_transfer(labs: str | Path, synthetic: Mapping[str, str | Path], folder: 
     if len(a_train.rows) < 2 or len(b_test.rows) < 2:
         raise ArtifactError(f"{ds.folder}: too few patches of {cfg.source} (train) or {cfg.target} (test)")
     unlabelled_b = [ds.image(r) for r in _rows(ds, cfg.target, "train")]  # B's images, never its maps
-    norms = {n: make_normalizer(n, (ds.image(r) for r in a_train.rows), unlabelled_b) for n in cfg.normalizers}
+    norms = {
+        n: make_normalizer(n, (ds.image(r) for r in a_train.rows), unlabelled_b) for n in cfg.normalizers
+    }
     syn = {v: PatchDataset(p) for v, p in synthetic.items()}
 
     def miou(seg, transform=None) -> float:
