@@ -32,6 +32,7 @@ __all__ = [
     "parse_override",
     "preset_names",
     "register_presets",
+    "without_defaults",
 ]
 
 T = TypeVar("T")
@@ -168,6 +169,16 @@ def _dotted(data: Mapping[str, Any], prefix: str = "") -> list[str]:
 def config_to_dict(cfg: Any) -> dict[str, Any]:
     """A JSON-ready dict of a config (paths and tuples become strings and lists)."""
     return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+
+
+def without_defaults(config: dict[str, Any], cfg: Any, names: Iterable[str]) -> dict[str, Any]:
+    """``config`` without the fields ``names`` of ``cfg`` that hold their default value.
+
+    Fields added to a config after its artefacts' ids were fixed are left out of the id (and the
+    manifest) while at their default, so artefacts made before them keep their id and bytes.
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg)}
+    return {k: v for k, v in config.items() if not (k in names and getattr(cfg, k) == defaults[k])}
 
 
 # --------------------------------------------------------------------------------------------

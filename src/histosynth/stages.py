@@ -10,7 +10,7 @@ what it returned; the demo and a Python user call the same functions:
 
 >>> from histosynth.stages import STAGES
 >>> STAGES.names()  # doctest: +NORMALIZE_WHITESPACE
-['tile', 'dataset', 'embed', 'cluster', 'crop-bank', 'train-codec', 'train', 'sample', 'sample-large',
+['tile', 'dataset', 'domains', 'embed', 'cluster', 'crop-bank', 'train-codec', 'train', 'sample', 'sample-large',
  'evaluate', 'report']
 >>> STAGES.get("tile").__module__
 'histosynth.wsi.tile_stage'
@@ -31,6 +31,11 @@ STAGES: Registry[Callable[..., Any]] = Registry("stage")
 for _name, _where, _help in (
     ("tile", "wsi.tile_stage", "slides → tiles table (level-0 coords, mpp, tissue, split), QC pictures"),
     ("dataset", "data.build", "tiles + a label set → patch dataset (images, maps, index)"),
+    (
+        "domains",
+        "domains.stage",
+        "patch dataset → the same patches re-stained and re-scanned as simulated labs",
+    ),
     ("embed", "embed.stage", "tiles → sub-tile features of a registered encoder"),
     ("cluster", "cluster.stage", "embeddings → tissue-type clusters, pseudo-map grids, HTML report"),
     ("crop-bank", "sample.crop_bank", "patch dataset → exemplar crops per class, with provenance"),

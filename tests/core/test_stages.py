@@ -14,7 +14,7 @@ WITH_EXECUTOR = {"tile", "dataset", "embed", "sample"}
 
 
 def test_every_stage_has_the_one_shape():
-    assert len(STAGES) == 11
+    assert len(STAGES) == 12
     for name in STAGES:
         run = STAGES.get(name)
         assert run.__name__ == "run", name
@@ -38,7 +38,7 @@ def test_listing_the_stages_imports_none(tmp_path):
         "print(len(STAGES.names()), [m for m in ('torch', 'pandas', 'histosynth.wsi') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "11 []"
+    assert out.strip() == "12 []"
 
 
 def test_a_finished_stage_rerun_reports_what_its_journal_holds(tmp_path):

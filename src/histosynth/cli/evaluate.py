@@ -133,5 +133,19 @@ def _summary(result: dict) -> str:
     if any(x is not None for x in floor[1:]):
         rows.append(floor)
     blocks.append(format_table(["variant", *(h for h, _ in _PER_VARIANT)], rows, title="checks:", indent=2))
+    if result.get("domains"):
+        blocks.append(_domain_table(result))
     blocks.extend(f"note: {n}" for n in result.get("notes", []))
     return "\n".join(blocks)
+
+
+def _domain_table(result: dict) -> str:
+    """Per-domain FD under each detector and crop adherence per space, one row per variant."""
+    from histosynth.console import format_table
+
+    dets = result["metric_detectors"]
+    keys = [f"domainfd_{d}" for d in dets] + [f"adherence_{s}" for s in ("stain", *dets)]
+    heads = [f"per-domain FD {d}" for d in dets] + [f"adherence {s}" for s in ("stain", *dets)]
+    rows = [[v, *(m.get(k) for k in keys)] for v, m in result["metrics"].items()]
+    title = f"simulated labs ({', '.join(result['domains'])}): per-domain FD, crop adherence (< 1: follows its crops):"
+    return format_table(["variant", *heads], rows, title=title, indent=2)

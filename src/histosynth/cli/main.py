@@ -18,6 +18,7 @@ import click
 COMMANDS: dict[str, str] = {
     "tile": "histosynth.cli.tile",
     "dataset": "histosynth.cli.dataset",
+    "domains": "histosynth.cli.domains",
     "embed": "histosynth.cli.embed",
     "cluster": "histosynth.cli.cluster",
     "train-codec": "histosynth.cli.train_codec",

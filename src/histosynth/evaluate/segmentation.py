@@ -10,7 +10,7 @@ so a run is reproducible and every condition gets the same compute.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,10 +57,12 @@ def _to_tensor(images: np.ndarray):
 
 
 class _Crops:
-    """Random crops (+ flips and 90° turns) of training pairs, for torch's DataLoader."""
+    """Random crops (+ flips and 90° turns, + an optional colour augmentation) of training pairs."""
 
-    def __init__(self, pairs: list[tuple[object, int]], lut: np.ndarray, crop: int, augment: bool, seed: int):
+    def __init__(self, pairs: list[tuple[object, int]], lut: np.ndarray, crop: int, augment: bool, seed: int,
+                 colour: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None):  # fmt: skip
         self.pairs, self.lut, self.crop, self.augment, self.seed = pairs, lut, crop, augment, seed
+        self.colour = colour
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -79,6 +81,10 @@ class _Crops:
             img, lab = np.rot90(img, k), np.rot90(lab, k)
             if rng.random() < 0.5:
                 img, lab = img[:, ::-1], lab[:, ::-1]
+        if self.colour is not None:  # its own generator: the geometric draws stay as without it
+            img = self.colour(
+                np.ascontiguousarray(img), np.random.default_rng(item_seed(self.seed, "colour", draw))
+            )
         return np.ascontiguousarray(img), np.ascontiguousarray(lab)
 
 
@@ -128,8 +134,14 @@ def train_segmenter(
     cfg: SegmenterConfig,
     seed: int,
     device: str = "cpu",
+    colour: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
 ) -> Segmenter:
-    """Train DeepLabv3+ on the union of ``sources`` for ``cfg.steps`` steps."""
+    """Train DeepLabv3+ on the union of ``sources`` for ``cfg.steps`` steps.
+
+    ``colour``: an augmentation ``(image, rng) -> image`` applied to every training crop with a
+    generator of its own (e.g. :class:`~histosynth.domains.labs.HedJitter`); picklable when
+    ``cfg.workers > 0``.
+    """
     import torch
     from torch.utils.data import DataLoader
 
@@ -144,7 +156,7 @@ def train_segmenter(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
     rng = np.random.default_rng(item_seed(seed, "segmenter-batches"))
     draws = [(int(i), d) for d, i in enumerate(rng.integers(0, len(pairs), cfg.steps * cfg.batch_size))]
-    data = _Crops(pairs, class_lut(classes), cfg.crop, cfg.augment, seed)
+    data = _Crops(pairs, class_lut(classes), cfg.crop, cfg.augment, seed, colour)
     loader = DataLoader(
         _Draws(data, draws), batch_size=cfg.batch_size, num_workers=cfg.workers, collate_fn=list
     )
@@ -165,11 +177,13 @@ def train_segmenter(
     return Segmenter(model, classes, device, losses)
 
 
-def score(seg: Segmenter, source: Source, batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
+def score(seg: Segmenter, source: Source, batch: int = 16,
+          transform: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Segment every image of ``source`` and compare with its map.
 
     Returns the summed confusion matrix and each image's own mIoU (the per-image agreement used
-    by the hallucination flags).
+    by the hallucination flags). ``transform``: applied to each image first (e.g. a stain
+    normaliser, :mod:`histosynth.domains.normalize`).
     """
     from histosynth.evaluate.segmetrics import iou_per_class, mean_score
 
@@ -179,6 +193,8 @@ def score(seg: Segmenter, source: Source, batch: int = 16) -> tuple[np.ndarray, 
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
         images = [source.dataset.image(r) for r in chunk]
+        if transform is not None:
+            images = [transform(im) for im in images]
         if len({im.shape for im in images}) == 1:
             preds = seg.predict(np.stack(images))
         else:  # mixed sizes: one at a time

@@ -4,7 +4,9 @@ Steps (each timed into ``metrics.json``):
 
 1. features of real-train, real-held-out and each variant under every detector (cached);
 2. distribution metrics per (variant, detector): FD with bootstrap interval, KID, PRDC; the
-   held-out real images are scored the same way as the pseudo-variant ``real-heldout``;
+   held-out real images are scored the same way as the pseudo-variant ``real-heldout``; when
+   the real data holds simulated labs, per-domain FD and crop adherence
+   (:mod:`histosynth.evaluate.domains`, :mod:`histosynth.evaluate.adherence`);
    a classifier two-sample test (C2ST) of each variant against the held-out real patches
    whose maps it was made from (the floor: held-out against training patches); the speckle
    ratio (high-frequency energy over that of the held-out patches);
@@ -52,6 +54,7 @@ from histosynth.evaluate.features import (
     read_png_rgb,
 )
 from histosynth.evaluate.folders import has_maps
+from histosynth.evaluate.keys import slug
 from histosynth.jobs import RunSummary
 from histosynth.model_card import record_evaluation
 
@@ -59,11 +62,6 @@ __all__ = ["METRICS_FILE", "read_metrics", "run", "slug"]
 
 METRICS_FILE = "metrics.json"
 PIXELS = "pixels-32"
-
-
-def slug(name: str) -> str:
-    """A class name usable inside a flat metric key."""
-    return "".join(ch if ch.isalnum() else "-" for ch in name.strip()).strip("-").lower() or "class"
 
 
 class _Timer:
@@ -151,6 +149,8 @@ def run(
             for v in metrics:
                 res = _distribution(feats[name]["train"], feats[name][v], cfg, root)
                 metrics[v].update({f"{k}_{name}": val for k, val in res.items()})
+    with timer("domains"):  # per-domain FD and crop adherence, when the real data has labs
+        labs = _domains(data, feats, detectors, cfg, metrics)
     if cfg.c2st:
         with timer("c2st"):
             _c2st(data, cfg, metrics)
@@ -182,6 +182,7 @@ def run(
         "synthetic": {v: {"folder": str(ds.folder), "id": ds.id} for v, ds in data.synthetic.items()},
         "variants": variants,
         "classes": data.real.classes.to_json()["classes"] if has_maps(data.real) else [],
+        **({"domains": labs} if labs else {}),
         "notes": data.notes(),
         "detectors": {n: d.identity for n, d in detectors.items()},
         "metric_detectors": list(cfg.detectors),
@@ -249,6 +250,12 @@ def _real_root(real: Features, others: list[Features]):
     if all(prefer_features(len(real.features), len(o.features), dim) for o in others):
         return None
     return sqrtm_psd(real.stats.sigma)
+
+
+def _domains(data: EvalData, feats, detectors, cfg: EvaluateConfig, metrics) -> list[str]:
+    from histosynth.evaluate.domains import domain_metrics
+
+    return domain_metrics(data, feats, detectors, cfg, metrics)
 
 
 def _per_class(data: EvalData, detectors: dict[str, Detector], cache: FeatureCache, cfg: EvaluateConfig,

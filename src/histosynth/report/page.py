@@ -21,6 +21,7 @@ from histosynth.report.images import img_tag, mosaic, thumbnail
 from histosynth.report.tables import (
     c2st_section,
     distribution_section,
+    domain_section,
     fmt,
     mask_section,
     memorization_table,
@@ -284,6 +285,7 @@ def run(
     sections = [
         ("Datasets and detectors", _header(m)),
         ("Distribution metrics", distribution_section(m)),
+        *([("Simulated labs", domain_section(m))] if m.get("domains") else []),
         ("Classifier two-sample test", c2st_section(m)),
         ("Samples", _samples_section(m, data, cfg.samples)),
         ("Per-class Fréchet distance", per_class_section(m)),

@@ -12,6 +12,7 @@ from histosynth.report.svg import bar_chart, line_chart, scatter_chart
 __all__ = [
     "c2st_section",
     "distribution_section",
+    "domain_section",
     "fmt",
     "mask_section",
     "memorization_table",
@@ -232,3 +233,36 @@ def training_section(m: Mapping[str, Any], train_stats: Mapping[str, Sequence[tu
     if not charts:
         return "<p>No training statistics were found.</p>"
     return '<div class="charts">' + "".join(charts) + "</div>"
+
+
+def domain_section(m: Mapping[str, Any]) -> str:
+    """Per-domain FD (mean over labs, then per lab) and crop adherence, variants side by side."""
+    from histosynth.evaluate.keys import slug
+
+    cols = _columns(m)
+    rows = []
+    for det in m["metric_detectors"]:
+        key = f"domainfd_{det}"
+        best = _best([m["metrics"][v].get(key) for v in cols[:-1]], lower=True)
+        rows.append([f"per-domain FD, {escape(det)}",
+                     *[(f"<b>{c}</b>" if i == best else c) for i, c in enumerate(
+                         fmt(m["metrics"][v].get(key)) + _ci(m["metrics"][v], key) for v in cols)]])  # fmt: skip
+        for lab in m["domains"]:
+            k = f"domainfd_{slug(lab)}_{det}"
+            rows.append(
+                [f'<span class="ci">{escape(lab)}</span>', *[fmt(m["metrics"][v].get(k)) for v in cols]]
+            )
+    for space in ("stain", *m["metric_detectors"]):
+        key = f"adherence_{space}"
+        if any(key in m["metrics"][v] for v in cols):
+            rows.append([f"crop adherence, {escape(space)}",
+                         *[fmt(m["metrics"][v].get(key)) + _ci(m["metrics"][v], key) for v in cols]])  # fmt: skip
+    rows.append(["regions scored", *[fmt(m["metrics"][v].get("adherence_regions")) for v in cols]])
+    return (
+        f"<p>The real data holds {len(m['domains'])} labs ({escape(', '.join(m['domains']))}). Per-domain FD: "
+        "images made with one lab's crops against that lab's held-out real patches, averaged over labs (the "
+        "real-heldout column: each lab's held-out patches against its training patches). Crop adherence: "
+        "a region's distance to its own crop over its mean distance to same-class crops of the other labs; "
+        "below 1 the images follow their crops, about 1 they ignore them.</p>"
+        + table(["", *map(_col_head, cols)], rows, "metrics")
+    )

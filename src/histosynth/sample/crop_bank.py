@@ -9,11 +9,13 @@ a sub-rectangle of a large one) and stored as a PNG with its source slide, patch
 
     <folder>/crops/<crop id>.png
     <folder>/index.parquet   crop_id, class_id, class_name, slide, patch, x, y, w, h, r, g, b
+                             (+ domain, for a dataset of simulated labs)
     <folder>/classes.json
     <folder>/manifest.json   kind "crop-bank", input: the patch dataset id
 
 Picking strategies: ``random`` (any crop of the class), ``same-slide`` (crops from one slide,
-falling back to any), and ``nearest-colour`` (closest mean RGB to a target colour).
+falling back to any), and ``nearest-colour`` (closest mean RGB to a target colour); each can be
+limited to the crops of one lab (``domain``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from histosynth.artifacts import (
+    ArtifactError,
     Kind,
     StageResult,
     atomic_write_bytes,
@@ -34,11 +37,12 @@ from histosynth.artifacts import (
     read_manifest,
     write_manifest,
 )
+from histosynth.config import without_defaults
 from histosynth.data.classmap import ClassMap
 from histosynth.data.crops import Crop, region_crop
 from histosynth.data.patch_dataset import PatchDataset, decode_png, encode_png
 from histosynth.jobs import RunSummary, run_items
-from histosynth.seeding import numpy_rng
+from histosynth.seeding import item_seed, numpy_rng
 
 __all__ = ["PICK_STRATEGIES", "CropBank", "CropBankConfig", "run"]
 
@@ -61,6 +65,11 @@ class CropBankConfig:
         Class ids never banked (background by default).
     seed
         Run seed; each (patch, class, k) derives its own generator.
+    domain
+        Cut only patches of this lab (a dataset from ``histosynth domains``); empty: all.
+    max_per_class
+        Keep at most this many crops per class, chosen by a seeded hash of the crop id (a few
+        exemplars of a new lab); 0: all.
     """
 
     split: str = "train"
@@ -68,6 +77,13 @@ class CropBankConfig:
     min_area_frac: float = 0.05
     skip_classes: tuple[int, ...] = (0,)
     seed: int = 0
+    domain: str = ""
+    max_per_class: int = 0
+
+
+# Fields added after crop banks' ids were fixed: left out of the id at their defaults.
+_ADDED = ("domain", "max_per_class")
+COLUMNS = ["crop_id", "class_id", "slide", "patch", "x", "y", "w", "h", "r", "g", "b"]
 
 
 def _cut_patch(key: str, row: dict[str, Any], folder: Path, dataset: Path, cfg: CropBankConfig) -> list[dict]:
@@ -88,7 +104,30 @@ def _cut_patch(key: str, row: dict[str, Any], folder: Path, dataset: Path, cfg: 
             r, g, b = (float(v) for v in pixels.reshape(-1, 3).mean(0))
             out.append(dict(crop_id=crop_id, class_id=cls, slide=str(row["slide"]), patch=key,
                             x=x, y=y, w=int(pixels.shape[1]), h=int(pixels.shape[0]), r=r, g=g, b=b))  # fmt: skip
+            if "domain" in row:
+                out[-1]["domain"] = str(row["domain"])
     return out
+
+
+def _domain_rows(ds: PatchDataset, domain: str) -> PatchDataset:
+    """``ds`` cut to the rows of one lab."""
+    if "domain" not in ds.index.columns:
+        raise ArtifactError(
+            f"{ds.folder / 'index.parquet'}: has no domain column (make one with histosynth domains)"
+        )
+    ds.index = ds.index[ds.index["domain"].astype(str) == domain].reset_index(drop=True)
+    return ds
+
+
+def _keep_per_class(rows: list[dict], n: int, seed: int) -> list[dict]:
+    """At most ``n`` rows per class, by a seeded hash of the crop id (stable when others change)."""
+    ranked = sorted(rows, key=lambda r: item_seed(seed, "keep", r["crop_id"]))
+    kept, counts = set(), {}
+    for r in ranked:
+        if counts.get(r["class_id"], 0) < n:
+            counts[r["class_id"]] = counts.get(r["class_id"], 0) + 1
+            kept.add(r["crop_id"])
+    return [r for r in rows if r["crop_id"] in kept]
 
 
 def run(
@@ -120,7 +159,9 @@ def run(
 
     cfg = cfg or CropBankConfig()
     ds = PatchDataset(dataset, split=None if cfg.split == "all" else cfg.split)
-    config = dataclasses.asdict(cfg)
+    if cfg.domain:
+        ds = _domain_rows(ds, cfg.domain)
+    config = without_defaults(dataclasses.asdict(cfg), cfg, _ADDED)
     claim = prepare_output(out, Kind.CROP_BANK, config, {"dataset": ds.id}, overwrite=overwrite)
     folder = claim.folder
     if claim.complete:
@@ -130,9 +171,9 @@ def run(
     work = functools.partial(_cut_patch, folder=folder, dataset=ds.folder, cfg=cfg)
     summary = run_items(items, work, folder, desc="crop bank", show_progress=show_progress)
     rows = [row for key, _ in items for row in summary.outputs().get(key, [])]
-    index = pd.DataFrame(
-        rows, columns=["crop_id", "class_id", "slide", "patch", "x", "y", "w", "h", "r", "g", "b"]
-    )
+    if cfg.max_per_class:
+        rows = _keep_per_class(rows, cfg.max_per_class, cfg.seed)
+    index = pd.DataFrame(rows, columns=COLUMNS + (["domain"] if "domain" in ds.index.columns else []))
     index["class_name"] = [ds.classes.names[ds.classes.ids.index(c)] for c in index["class_id"]]
     buf = io.BytesIO()
     index.to_parquet(buf, index=False)
@@ -182,8 +223,13 @@ class CropBank:
         """RGB uint8 pixels of one crop."""
         return decode_png(self.folder / "crops" / f"{crop_id}.png", "RGB")
 
+    def domains(self) -> list[str]:
+        """The labs the crops come from (empty for a bank of a dataset without labs)."""
+        return sorted(self.index["domain"].astype(str).unique()) if "domain" in self.index.columns else []
+
     def pick(self, class_id: int, n: int, rng: np.random.Generator, strategy: str = "random",
-             slide: str | None = None, colour: tuple[float, float, float] | None = None) -> list[Crop]:  # fmt: skip
+             slide: str | None = None, colour: tuple[float, float, float] | None = None,
+             domain: str | None = None) -> list[Crop]:  # fmt: skip
         """``n`` crops of ``class_id`` (with replacement when the bank has fewer).
 
         Parameters
@@ -191,10 +237,16 @@ class CropBank:
         strategy
             ``random``, ``same-slide`` (needs ``slide``; falls back to any slide) or
             ``nearest-colour`` (needs ``colour``, mean RGB 0..255; the ``n`` nearest).
+        domain
+            Pick only crops of this lab.
         """
         if strategy not in PICK_STRATEGIES:
             raise ValueError(f"crop strategy must be one of {PICK_STRATEGIES}, got {strategy!r}")
         rows = self.index[self.index["class_id"] == class_id]
+        if domain:
+            if domain not in self.domains():
+                raise ValueError(f"{self.folder}: no crops of lab {domain!r}; its labs are {self.domains()}")
+            rows = rows[rows["domain"].astype(str) == domain]
         if rows.empty:
             return []
         if strategy == "same-slide" and slide is not None and (rows["slide"] == slide).any():
@@ -214,5 +266,8 @@ class CropBank:
         """JSON provenance of a crop row: crop id, slide, patch and box ``[x, y, w, h]``."""
         import json
 
-        return json.dumps({"crop": row.crop_id, "slide": row.slide, "patch": row.patch,
-                           "box": [int(row.x), int(row.y), int(row.w), int(row.h)]})  # fmt: skip
+        record = {"crop": row.crop_id, "slide": row.slide, "patch": row.patch,
+                  "box": [int(row.x), int(row.y), int(row.w), int(row.h)]}  # fmt: skip
+        if getattr(row, "domain", None) is not None:  # banks of a dataset with labs say whose crop it is
+            record["domain"] = str(row.domain)
+        return json.dumps(record)

@@ -9,6 +9,13 @@ conditioned on.
 Samples are made in batches, resumably (one journal entry per batch). Sample ``i`` draws its
 map, its crops and its noise from generators seeded by (run seed, ``i``), so an image does not
 depend on the batch size or on how many batches ran before an interruption.
+
+Simulated labs (a crop bank of a ``histosynth domains`` dataset): ``crop_domain`` takes the
+crops of one lab, or with ``"each"`` renders map ``i // K`` with the crops of lab ``i mod K``
+(K labs, the same map and noise for all K, so only the crops differ); the index then gains a
+``domain`` column and each crop's provenance its lab. ``reference_crops`` picks and records
+crops for a model that reads none (map-only, or ``crops = "none"``): its images do not change,
+and crop adherence (:mod:`histosynth.evaluate.adherence`) gets its control row.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from histosynth.artifacts import Kind, StageResult, prepare_output, read_manifest
-from histosynth.config import config_to_dict, register_presets
+from histosynth.config import config_to_dict, register_presets, without_defaults
 from histosynth.data.patch_dataset import PatchDatasetWriter
 from histosynth.jobs import RunSummary, run_items
 from histosynth.seeding import item_seed, numpy_rng
@@ -58,11 +65,16 @@ class SampleConfig:
     # enough to flip a uint8 now and then), and an image must not depend on how many workers
     # made it. With --workers N on a CPU, set it to cores / N to avoid oversubscription.
     threads: int = 0
+    crop_domain: str = ""  # a lab of the crop bank, "each" (see the module notes), or any lab
+    reference_crops: bool = False  # record crops a model does not read (see the module notes)
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.batch_size < 1 or self.steps < 1 or self.crops_per_class < 1:
             raise ValueError("n, batch_size, steps and crops_per_class must be at least 1")
 
+
+# Fields added after synthetic datasets' ids were fixed: left out of the id at their defaults.
+_ADDED = ("crop_domain", "reference_crops")
 
 register_presets(
     SampleConfig,
@@ -86,17 +98,37 @@ def _map_source(cfg: SampleConfig, synth: Any):
     return map_sources.ProceduralMaps(synth.classes, synth.image_size, cfg.procedural_kind, fractions)
 
 
-def _pick_crops(cfg: SampleConfig, bank: Any, item: Any, rng: np.random.Generator) -> list:
-    if bank is None or cfg.crops == "none":
+def _pick_crops(
+    cfg: SampleConfig, bank: Any, item: Any, rng: np.random.Generator, domain: str | None
+) -> list:
+    if bank is None or (cfg.crops == "none" and not cfg.reference_crops):
         return []
+    mode = "random" if cfg.crops == "none" else cfg.crops  # reference crops of a map-only sample
     crops = []
     for cls in (int(c) for c in np.unique(item.label)):
         colour = None
-        if cfg.crops == "nearest-colour" and item.image is not None:
+        if mode == "nearest-colour" and item.image is not None:
             colour = tuple(item.image[item.label == cls].reshape(-1, 3).mean(0))
-        strategy = cfg.crops if (cfg.crops != "nearest-colour" or colour is not None) else "random"
-        crops += bank.pick(cls, cfg.crops_per_class, rng, strategy, slide=item.slide, colour=colour)
+        strategy = mode if (mode != "nearest-colour" or colour is not None) else "random"
+        crops += bank.pick(
+            cls, cfg.crops_per_class, rng, strategy, slide=item.slide, colour=colour, domain=domain
+        )
     return crops
+
+
+def _labs(cfg: SampleConfig, bank: Any) -> list[str]:
+    """The labs samples cycle through: all of the bank's for "each", else one (or none: any lab)."""
+    if cfg.crop_domain == "each":
+        return bank.domains()
+    return [cfg.crop_domain] if cfg.crop_domain else [""]
+
+
+def _row_domain(target: str, crops: list) -> str:
+    """The lab a sample was conditioned on: the asked one, else its crops' lab when they agree."""
+    if target:
+        return target
+    labs = {json.loads(c.source).get("domain") for c in crops if c.source}
+    return labs.pop() if len(labs) == 1 and None not in labs else ""
 
 
 @dataclass(frozen=True)
@@ -127,7 +159,7 @@ class _SampleWork:
         synth = Synthesizer.from_checkpoint(self.checkpoint, device=self.device)
         cfg = self.cfg
         bank = None
-        if self.crop_bank and cfg.crops != "none" and synth.uses_crops:
+        if self.crop_bank and ((cfg.crops != "none" and synth.uses_crops) or cfg.reference_crops):
             bank = CropBank(self.crop_bank)
         return {"cfg": cfg, "synth": synth, "source": _map_source(cfg, synth), "bank": bank}
 
@@ -142,26 +174,30 @@ def _batch_work(key: str, indices: list[int], ctx: dict[str, Any]) -> int:
 
     cfg: SampleConfig = ctx["cfg"]
     synth, source, bank, writer = ctx["synth"], ctx["source"], ctx["bank"], ctx["writer"]
+    labs = _labs(cfg, bank)
+    k = len(labs)  # 1 unless crop_domain is "each": then map and noise are those of sample i // k
     items, crop_lists, seeds = [], [], []
     for i in indices:
-        rng = numpy_rng(cfg.seed, "sample", i)
-        item = source.get(i, rng)
+        rng = numpy_rng(cfg.seed, "sample", i // k)
+        item = source.get(i // k, rng)
         if item.label.shape != (synth.image_size, synth.image_size):
             raise ValueError(
                 f"{item.source}: map is {item.label.shape}, the model makes {synth.image_size} px images"
             )
         items.append(item)
-        crop_lists.append(_pick_crops(cfg, bank, item, rng))
-        seeds.append(item_seed(cfg.seed, "noise", i))
+        crop_lists.append(_pick_crops(cfg, bank, item, rng, labs[i % k] or None))
+        seeds.append(item_seed(cfg.seed, "noise", i // k))
+    reads = synth.uses_crops and cfg.crops != "none"  # reference crops are recorded, never shown
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)  # see SampleConfig.threads
     try:
         images = synth.generate_batch(
-            [it.label for it in items], crop_lists, seeds, cfg.guidance_map, cfg.guidance_crops, cfg.steps,
-            cfg.sampler, cfg.eta,
+            [it.label for it in items], [c if reads else [] for c in crop_lists], seeds, cfg.guidance_map,
+            cfg.guidance_crops, cfg.steps, cfg.sampler, cfg.eta,
         )  # fmt: skip
     finally:
         torch.set_num_threads(threads)
+    with_labs = bank is not None and bool(bank.domains())
     rows = []
     for i, item, crops, seed, image in zip(indices, items, crop_lists, seeds, images, strict=True):
         row = writer.write_patch(f"syn{i:06d}", image, item.label)
@@ -172,8 +208,25 @@ def _batch_work(key: str, indices: list[int], ctx: dict[str, Any]) -> int:
                    mpp=float("nan"), seed=int(seed), map_source=item.source, crop_sources=json.dumps(sources),
                    sampler=cfg.sampler, steps=cfg.steps, guidance_map=cfg.guidance_map,
                    guidance_crops=cfg.guidance_crops)  # fmt: skip
+        if with_labs:
+            row["domain"] = _row_domain(labs[i % k], crops)
         rows.append(row)
     return writer.write_shard(key, rows)
+
+
+def _check_labs(cfg: SampleConfig, bank: Any, folder: Any) -> None:
+    """One sentence when the lab settings ask for what the crop bank cannot give."""
+    if cfg.reference_crops and bank is None:
+        raise ValueError("reference_crops records crops from a crop bank: give --crop-bank")
+    if not cfg.crop_domain:
+        return
+    labs = bank.domains() if bank is not None else []
+    if not labs:
+        raise ValueError(
+            f"{folder}: crop_domain needs a crop bank of a dataset with labs (histosynth domains)"
+        )
+    if cfg.crop_domain != "each" and cfg.crop_domain not in labs:
+        raise ValueError(f"{folder}: no crops of lab {cfg.crop_domain!r}; its labs are {labs}")
 
 
 def run(
@@ -225,8 +278,10 @@ def run(
     synth, bank, source = ctx["synth"], ctx["bank"], ctx["source"]
     if bank is None and cfg.crops != "none" and synth.uses_crops:
         raise ValueError(f"{checkpoint}: this model takes crops; give --crop-bank or --set crops=none")
+    _check_labs(cfg, bank, crop_bank)
     # batch_size and threads change how work is split, never the images: not in the artefact id.
     config = {k: v for k, v in config_to_dict(cfg).items() if k not in ("batch_size", "threads")}
+    config = without_defaults(config, cfg, _ADDED)
     config["conditioning"] = synth.conditioning
     inputs = {"model": synth.source}
     if bank is not None:

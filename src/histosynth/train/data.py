@@ -166,6 +166,10 @@ class TrainData:
         for i, f in enumerate(dataset.index["fractions"]):
             frac[i, : len(f)] = f
         self.fractions = frac  # (n, 256) class fractions by id
+        # A dataset of simulated labs: foreign exemplars come from the image's own lab, since a
+        # crop of another lab would teach the model that crops need not match the tissue's stain.
+        index = dataset.index
+        self.labs = index["domain"].astype(str).to_numpy() if "domain" in index.columns else None
         self._rows: dict[tuple[int, int], np.ndarray] = {}
         self._cache: list[tuple[np.ndarray, np.ndarray]] | None = None
         if cfg.preload and n * self.size * self.size * 4 <= PRELOAD_LIMIT:
@@ -200,6 +204,8 @@ class TrainData:
 
         def foreign(cls: int, r: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str] | None:
             rows = self.rows_with(cls, lut)
+            if self.labs is not None:
+                rows = rows[self.labs[rows] == self.labs[i]]
             rows = rows[rows != i] if len(rows) > 1 else rows
             if len(rows) == 0:
                 return None
