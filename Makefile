@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 export HF_HUB_OFFLINE = 1
 export TOKENIZERS_PARALLELISM = false
 
-.PHONY: demo test lint bench bench-quick results clean
+.PHONY: demo test lint bench bench-quick results results-domains clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ results: $(VENV)/.installed
 		--set segmenter_steps=300 --set segmenter_seeds=3 \
 		--set 'variants=["map","spatial","tokens"]' --set without_crops=false
 	$(BIN)/python scripts/write_results.py runs/results
+
+# docs/domains.md: simulated labs, crop adherence and transfer to a new lab (hours on 2 cores;
+# resumable: re-running continues in runs/domains).
+results-domains: $(VENV)/.installed
+	$(BIN)/python benchmarks/bench_domains.py --out benchmarks/results/bench_domains.json
+	$(BIN)/python scripts/write_domains.py benchmarks/results/bench_domains.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

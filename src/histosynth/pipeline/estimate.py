@@ -23,7 +23,7 @@ from histosynth.pipeline.checks import PlanError
 __all__ = ["COSTS", "REFERENCE", "Estimate", "check_disk", "estimate_run", "free_bytes", "machine_speed"]
 
 # The machine COSTS come from, and its time for machine_speed's probe.
-REFERENCE = {"machine": "2 logical cores (Xeon, AVX512-BF16), idle", "probe_seconds": 0.0080}
+REFERENCE = {"machine": "2 logical cores (Xeon, AVX512-BF16), idle", "probe_seconds": 0.0106}
 
 # Seconds per unit on the reference machine, from quiet runs of the demo on the bundled slide
 # (its run-log.json and manifests), README ("about 500 steps in 3.4 min"), docs/sampling.md
@@ -46,7 +46,7 @@ COSTS: dict[str, Any] = {
     },  # 2 branches
     "large_window_step": 0.005,  # windows evaluated in batches
     "evaluate_image": 0.01,  # per detector: features, PRDC, memorisation
-    "segmenter_run": 3.0,  # building, testing one DeepLabv3+ (ResNet-18) of TSTR
+    "segmenter_run": 8.0,  # building, testing one DeepLabv3+ (ResNet-18) of TSTR
     "segmenter_step": 0.1,  # one of its training steps at 64 px, batch 8
     "c2st_step": 0.02,
     "report": 5.0,
