@@ -53,8 +53,8 @@ def test_the_demo_is_the_run_on_the_bundled_slide(cmu_slide, tmp_path):
         300,
         0,
     )
-    assert (plan.minutes, plan.reserve_minutes, plan.size, plan.overlap) == (15.0, 4.5, 64, 48)
-    results = ["train_steps=1000", "n_samples=128", "segmenter_steps=300", "segmenter_seeds=3",
+    assert (plan.minutes, plan.reserve_minutes, plan.size, plan.overlap) == (15.0, 3.5, 64, 48)
+    results = ["train_steps=3000", "n_samples=128", "segmenter_steps=300", "segmenter_seeds=3",
                'variants=["map","spatial","tokens"]', "without_crops=false"]  # `make results`  # fmt: skip
     ablation = build_config(DemoPlan, overrides=results)
     assert ablation.variants == ("map", "spatial", "tokens") and not ablation.without_crops
