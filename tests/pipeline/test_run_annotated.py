@@ -3,6 +3,7 @@ end, killed while sampling and resumed."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -36,9 +37,21 @@ def _stamps(folder, pattern):
 @pytest.mark.slow
 def test_annotated_run_end_to_end_killed_and_resumed(annotated_slides, tmp_path, capsys, monkeypatch):
     import histosynth.pipeline.runner as runner
+    from histosynth.train.skeleton import TrainSummary
 
     out = tmp_path / "run"
     real_call = runner._call
+    args = _args(annotated_slides, out, "--variants", "map,tokens", "--set", "without_crops=true")
+
+    def ctrl_c_while_training(step, *args):
+        result = real_call(step, *args)
+        if step.stage == "train" and step.folder.name == "tokens":  # a first Ctrl-C stops at a checkpoint
+            return dataclasses.replace(result, summary=TrainSummary(1, False, None))
+        return result
+
+    monkeypatch.setattr(runner, "_call", ctrl_c_while_training)
+    code, text = run_cli(args, capsys)
+    assert code == 130 and "stopped at 1 steps" in text and not (out / "crop-bank").exists()  # stops there
 
     def killed_while_sampling(step, *args):
         if step.stage == "sample":
@@ -46,9 +59,7 @@ def test_annotated_run_end_to_end_killed_and_resumed(annotated_slides, tmp_path,
         return real_call(step, *args)
 
     monkeypatch.setattr(runner, "_call", killed_while_sampling)
-    code, text = run_cli(
-        _args(annotated_slides, out, "--variants", "map,tokens", "--set", "without_crops=true"), capsys
-    )
+    code, text = run_cli(args, capsys)
     assert code == 130 and "re-run the same command to resume" in text
     # the plan came first, on one screen, naming what matched
     assert text.startswith("histosynth run: the plan") and "annotations: 2 of 2 slides matched" in text
@@ -57,9 +68,7 @@ def test_annotated_run_end_to_end_killed_and_resumed(annotated_slides, tmp_path,
     assert not (out / "report.html").exists()
 
     monkeypatch.setattr(runner, "_call", real_call)
-    code, text = run_cli(
-        _args(annotated_slides, out, "--variants", "map,tokens", "--set", "without_crops=true"), capsys
-    )
+    code, text = run_cli(args, capsys)
     assert code == 0, text
     assert "(resuming: 5 of 10 steps done)" in text
     assert f"report: {out / 'report.html'}" in text.splitlines()
@@ -77,7 +86,7 @@ def test_annotated_run_end_to_end_killed_and_resumed(annotated_slides, tmp_path,
     html = (out / "report.html").read_text()
     assert all(v in html for v in ("map", "tokens-no-crops"))
     log = json.loads((out / "run-log.json").read_text())
-    assert len(log["invocations"]) == 2 and log["plan"]["variants"] == ["map", "tokens"]
-    assert "sample" not in [s["command"] for s in log["invocations"][0]]  # the kill came first
+    assert len(log["invocations"]) == 3 and log["plan"]["variants"] == ["map", "tokens"]
+    assert "sample" not in [s["command"] for s in log["invocations"][1]]  # the kill came first
     # the settings were saved beside the run, as --config reads them
     assert 'variants = ["map", "tokens"]' in (out / "run.toml").read_text()

@@ -102,6 +102,9 @@ def run_plan(
         echo(f"   {step.stage}: {result.folder}")
         if not result.ok:
             raise StepFailed(f"step failed: {title}: {result.summary.describe()}")
+        if _interrupted(step, result, time.monotonic() - t0):
+            echo(f"   {result.summary.describe()}")
+            raise KeyboardInterrupt  # Ctrl-C stopped training at a checkpoint: the run stops there too
         log.add(title, step.stage, time.monotonic() - t0)
         if step.variant is not None:
             atomic_write_text(step.folder / BUDGET_SPENT, _budget_key(step))
@@ -109,6 +112,15 @@ def run_plan(
     if any(s.stage == "cluster" for s in plan.steps):
         echo(f"cluster report: {out / 'clusters' / 'report' / 'index.html'}")
     return out / "report.html"
+
+
+def _interrupted(step: Step, result: StageResult, seconds: float) -> bool:
+    """A training step that stopped before its steps, and not because its time budget ran out
+    (a first Ctrl-C stops a trainer at a checkpoint and returns)."""
+    if step.stage != "train" or getattr(result.summary, "finished", True):
+        return False
+    budget = step.args[2].run.max_minutes
+    return step.variant is None or budget is None or seconds < 0.9 * budget * 60
 
 
 def _budget_key(step: Step) -> str:
