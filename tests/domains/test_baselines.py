@@ -64,12 +64,12 @@ def test_transfer_table_has_every_condition(tmp_path):
                              ids=[f"p{i}" for i in range(16)], extra={"domain": ["lab-A"] * 8 + ["lab-B"] * 8})  # fmt: skip
     syn = write_patch_dataset(tmp_path / "syn", np.stack(images[8:13]), labs[:5], slide="syn")
     seg = SegmenterConfig(encoder_depth=3, decoder_channels=16, crop=32, batch_size=2, steps=2)
-    cfg = TransferConfig(seeds=2, segmenter=seg)
+    cfg = TransferConfig(seeds=1, segmenter=seg)
     res = run_transfer(ds.folder, {"tokens": syn.folder}, tmp_path / "t", cfg)
     names = [r["condition"] for r in res["table"]]
     assert names == ["a-real", "a-real/norm-macenko", "a-real/norm-reinhard", "a-real+hed-jitter",
                      "a-real+synthetic:tokens", "b-real"]  # fmt: skip
-    assert all(r["seeds"] == 2 and 0 <= r["miou_mean"] <= 1 for r in res["table"])
+    assert all(r["seeds"] == 1 and 0 <= r["miou_mean"] <= 1 for r in res["table"])
     assert res["test_images"] == 3 and res["train_images"] == 5
     again = run_transfer(ds.folder, {"tokens": syn.folder}, tmp_path / "t", cfg)  # resumed from its journal
     assert again["table"] == res["table"]
