@@ -33,7 +33,9 @@ TIMEOUT = 300.0
 
 # Files that legitimately differ between runs: the manifest's timestamp (compared apart) and the
 # journals' per-item timings.
-VOLATILE = ("manifest.json", "_journal.jsonl", "_plan_journal.jsonl")
+# Bookkeeping, not results: the journals, and the write lock (a kill between the manifest and the
+# lock's removal leaves a stale ``.lock`` naming the dead pid, which the next writer takes over).
+VOLATILE = ("manifest.json", "_journal.jsonl", "_plan_journal.jsonl", ".lock")
 
 
 def _started(out: Path) -> bool:
