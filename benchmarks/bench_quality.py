@@ -52,13 +52,9 @@ def machine() -> dict:
     import torch
 
     from histosynth.train.loop import cpu_has_native_bf16
+    from machine import cpu_model
 
-    try:
-        info = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        info = []
-    names = [ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")]
-    return {"cpu": names[0] if names else platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    return {"cpu": cpu_model(), "cores": os.cpu_count(),
             "native_bf16": cpu_has_native_bf16(),
             "torch": torch.__version__, "python": platform.python_version(),
             "load_avg_start": list(os.getloadavg())}  # fmt: skip

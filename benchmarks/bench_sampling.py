@@ -493,13 +493,9 @@ def analyse(fd: dict, floors: dict, timing: dict, plan: dict, n: int) -> dict:
 def machine() -> dict:
     import torch
 
-    try:
-        info = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        info = []
-    names = [ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")]
-    cpu = names[0] if names else platform.processor() or platform.machine()
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
+    from machine import cpu_model
+
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
             "load_avg_start": list(os.getloadavg())}  # fmt: skip
 
 
