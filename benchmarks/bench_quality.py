@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ def machine() -> dict:
     import torch
 
     from histosynth.train.loop import cpu_has_native_bf16
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # machine.py, also when imported
     from machine import cpu_model
 
     return {"cpu": cpu_model(), "cores": os.cpu_count(),

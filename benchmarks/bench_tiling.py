@@ -42,7 +42,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -123,28 +122,6 @@ def make_slide(side: int) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------ child runs
-def _tree_rss_bytes(root: int) -> int:
-    """Resident memory of a process and all its descendants, from /proc (Linux)."""
-    parent, rss = {}, {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the process ended while we looked
-            continue
-        parent[int(d)], rss[int(d)] = int(fields[1]), int(fields[21]) * PAGE
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        total += rss.get(pid, 0)
-        todo += [c for c, p in parent.items() if p == pid]
-    return total
-
-
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
 # What the two commands import: loaded before the clock starts, as the peers' scripts import
 # their library first, so every tiler is timed on its work and not on Python's imports (about
 # 0.8 s, a constant that would otherwise dominate the small slides).
@@ -374,11 +351,8 @@ def hs2p_python(given: Path | None) -> Path:
 
 
 def run_child(kind: str, spec: dict, python: Path | None = None) -> dict:
-    """Run one measurement in a fresh process; adds the peak memory of its whole process tree.
-
-    Peak memory is sampled from /proc every 20 ms (main process plus its worker processes),
-    because ``ru_maxrss`` of a child would include the high-water mark it inherits from us.
-    """
+    """Run one measurement in a fresh process; adds the peak memory of its whole process tree
+    (``proc_tree.run_measured``)."""
     if kind == "histolab":
         cmd = [str(histolab_python()), "-c", HISTOLAB_SCRIPT, json.dumps(spec)]
     elif kind == "hs2p":
@@ -386,18 +360,11 @@ def run_child(kind: str, spec: dict, python: Path | None = None) -> dict:
     else:
         cmd = [sys.executable, __file__, "--child", kind, json.dumps(spec)]
     env = {**os.environ, "HISTOSYNTH_PROGRESS": "0", "WANDB_MODE": "disabled"}
-    # Files, not pipes: a chatty child must never block on a full pipe while we poll it.
-    with tempfile.TemporaryFile("w+") as fout, tempfile.TemporaryFile("w+") as ferr:
-        proc = subprocess.Popen(cmd, stdout=fout, stderr=ferr, text=True, env=env)
-        peak = 0
-        while proc.poll() is None:
-            peak = max(peak, _tree_rss_bytes(proc.pid))
-            time.sleep(0.02)
-        fout.seek(0), ferr.seek(0)
-        out, err = fout.read(), ferr.read()
-    if proc.returncode:
-        raise RuntimeError(f"{kind} run failed:\n{err[-3000:]}")
-    return {**json.loads(out.strip().splitlines()[-1]), "peak_rss_mb": round(peak / 2**20, 1)}
+    sys.path.insert(0, str(HERE))  # proc_tree.py, also when imported
+    from proc_tree import run_measured
+
+    out, _, peak_mb = run_measured(cmd, env)
+    return {**json.loads(out.strip().splitlines()[-1]), "peak_rss_mb": round(peak_mb, 1)}
 
 
 # -------------------------------------------------------------------------------- main
@@ -442,6 +409,8 @@ def main() -> None:
         return
 
     import histosynth
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # machine.py, also when imported
     from machine import machine
 
     result: dict = {
