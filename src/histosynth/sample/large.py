@@ -32,10 +32,12 @@ import numpy as np
 
 from histosynth.artifacts import Kind, StageResult, prepare_output, read_manifest, write_manifest
 from histosynth.config import config_to_dict
-from histosynth.data.pyramid_tiff import array_region_fn, write_pyramid_tiff
+from histosynth.data.pyramid_tiff import write_pyramid_tiff
 from histosynth.jobs import RunSummary
 from histosynth.sample.large_map import large_map, present_classes
-from histosynth.sample.windows import blend_weights, seam_score, window_origins
+from histosynth.sample.paged import paged_region_fn, release
+from histosynth.sample.tiled_decode import decode_tiled
+from histosynth.sample.windows import seam_score, window_origins
 from histosynth.seeding import item_seed, numpy_rng
 
 __all__ = ["LargeConfig", "run"]
@@ -169,17 +171,17 @@ def run(
             progress=lambda ts: progress(ts, desc="large image"),
         )  # fmt: skip
         blend.remove()
-        image = _decode_tiled(pipe, canvas.x, windows, lw, ov, f, folder)
+        image = decode_tiled(pipe, canvas.x, windows, lw, ov, f, folder)
         canvas.remove()
     mpp = cfg.mpp or (bank.mpp if bank is not None and bank.mpp else 0.5)
-    write_pyramid_tiff(folder / "image.tif", array_region_fn(image), (cfg.width, cfg.height), mpp,
+    write_pyramid_tiff(folder / "image.tif", paged_region_fn(image), (cfg.width, cfg.height), mpp,
                        description=f"histosynth synthetic image; mpp={mpp}")  # fmt: skip
-    write_pyramid_tiff(folder / "labels.tif", array_region_fn(label, labels=True), (cfg.width, cfg.height), mpp,
+    write_pyramid_tiff(folder / "labels.tif", paged_region_fn(label, labels=True), (cfg.width, cfg.height), mpp,
                        channels=1, compression="deflate")  # fmt: skip
     # Exact pixel outlines (re-imported, they give labels.tif back) up to 8192 px; beyond, outlines
     # at 8192-px resolution keep the file (and QuPath) manageable: exact would take ~2 min at 16k.
     step = max(1, -(-max(cfg.width, cfg.height) // GEOJSON_MAX_SIDE))
-    write_geojson(folder / "image.geojson", label[::step, ::step], synth.classes, scale=float(step))
+    write_geojson(folder / "image.geojson", _subsampled(label, step), synth.classes, scale=float(step))
     synth.classes.save(folder / "classes.json")
     bx = sorted({x * f for _, x in windows} | {(x + lw) * f for _, x in windows})
     by = sorted({y * f for y, _ in windows} | {(y + lw) * f for y, _ in windows})
@@ -201,41 +203,13 @@ def run(
     return StageResult(folder, manifest, RunSummary())
 
 
-def _decode_tiled(
-    pipe: Any, latents: np.ndarray, windows: list, lw: int, ov: int, f: int, folder: Path
-) -> np.ndarray:
-    """Decode window by window (``latents``: ``(C, h, w)``, a memory map) into a memory-mapped
-    uint8 canvas, blending the overlaps.
-
-    Windows come row by row; once a row of windows is decoded, the image rows above the next
-    row's top are final, so only one window-high band is accumulated (in a file as well), and
-    each pixel sums its windows in the order a whole-canvas accumulation would.
-    """
-    import torch
-
-    H, W = latents.shape[-2] * f, latents.shape[-1] * f
-    out = np.lib.format.open_memmap(folder / "_canvas.u8", mode="w+", dtype=np.uint8, shape=(H, W, 3))
-    band = np.lib.format.open_memmap(
-        folder / "_canvas.f32", mode="w+", dtype=np.float32, shape=(lw * f, W, 4)
-    )
-    wpx = blend_weights(lw * f, ov * f)[..., None]
-    codec = pipe.codec
-    tops = sorted({y for y, _ in windows})
-    for j, y in enumerate(tops):  # the band holds image rows y·f .. (y + lw)·f
-        for x in sorted(x for yy, x in windows if yy == y):
-            z = torch.from_numpy(np.array(latents[:, y : y + lw, x : x + lw]))[None]
-            tile = codec.decode_latents(z.to(pipe.device, codec.dtype))
-            tile = ((tile.float().clamp(-1, 1) + 1) * 127.5)[0].permute(1, 2, 0).cpu().numpy()  # (h, w, 3)
-            xs = slice(x * f, (x + lw) * f)
-            band[:, xs, :3] += tile * wpx
-            band[:, xs, 3:] += wpx
-        done = (tops[j + 1] if j + 1 < len(tops) else y + lw) * f - y * f  # rows no later window reaches
-        for r in range(0, done, 64):  # normalise in slices: memory stays flat
-            b = band[r : min(r + 64, done)]
-            out[y * f + r : y * f + r + len(b)] = np.clip(np.round(b[..., :3] / b[..., 3:]), 0, 255).astype(
-                np.uint8
-            )
-        band[: lw * f - done] = band[done:]
-        band[lw * f - done :] = 0
-    del band
+def _subsampled(label: np.ndarray, step: int, band_px: int = 1 << 22) -> np.ndarray:
+    """Every ``step``-th pixel of the memory-mapped ``label`` as an in-memory array, read in bands
+    of about ``band_px`` pixels whose pages are released (a strided view would touch them all)."""
+    H, W = label.shape
+    out = np.empty((-(-H // step), -(-W // step)), np.uint8)
+    rows = max(step, band_px // W // step * step)
+    for r in range(0, H, rows):
+        out[r // step : (r + rows) // step] = label[r : r + rows : step, ::step]
+        release(label)
     return out

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from histosynth.sample.maps import class_targets, score_fields, tune_bias
+from histosynth.sample.paged import open_map, release
 from histosynth.seeding import numpy_rng
 
 __all__ = ["large_map", "present_classes"]
@@ -26,9 +27,7 @@ TILE = 256  # output pixels per tile side: each tile's temporaries are a few MB
 def large_map(cfg: Any, classes: Any, window: int, folder: str | Path) -> np.memmap:
     """The ``(height, width)`` label map of a :class:`~histosynth.sample.large.LargeConfig`, in
     ``folder/_label.u8`` (the caller deletes it)."""
-    out = np.lib.format.open_memmap(
-        Path(folder) / "_label.u8", mode="w+", dtype=np.uint8, shape=(cfg.height, cfg.width)
-    )
+    out = open_map(Path(folder) / "_label.u8", (cfg.height, cfg.width), np.uint8)
     if cfg.maps == "png":
         from histosynth.data.patch_dataset import decode_png
 
@@ -38,7 +37,9 @@ def large_map(cfg: Any, classes: Any, window: int, folder: str | Path) -> np.mem
                 f"{cfg.maps_dir}: map is {label.shape[::-1]}, asked for {cfg.width}x{cfg.height}"
             )
         classes.check_ids(np.unique(label), cfg.maps_dir)
-        out[:] = label
+        for r in range(0, cfg.height, TILE):
+            out[r : r + TILE] = label[r : r + TILE]
+            release(out)
         return out
     tissue = [c for c in classes.ids if c != 0] or classes.ids
     fr = {i: f for i, f in enumerate(cfg.fractions) if f > 0} or {c: 1.0 / len(tissue) for c in tissue}
@@ -63,6 +64,7 @@ def _coarse_map(out: np.ndarray, fractions: dict[int, float], kind: str, scale: 
             f = fields[:, r0] * (1 - a)[None, :, None] + fields[:, r1] * a[None, :, None]  # (k, h, side)
             f = f[:, :, c0] * (1 - b) + f[:, :, c1] * b
             out[y0 : y0 + len(a), x0 : x0 + len(b)] = ids[(f + bias[:, None, None]).argmax(0)]
+        release(out)  # a row of tiles written: its pages go to the file
 
 
 def _linear(px: np.ndarray, cell: float, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -72,9 +74,12 @@ def _linear(px: np.ndarray, cell: float, side: int) -> tuple[np.ndarray, np.ndar
     return i0, i0 + 1, (v - i0).astype(np.float32)
 
 
-def present_classes(label: np.ndarray, band: int = 1024) -> list[int]:
-    """The class ids present in ``label``, counted band by band (no sorted copy of the map)."""
+def present_classes(label: np.ndarray, band_px: int = 1 << 20) -> list[int]:
+    """The class ids present in ``label``, counted in bands of about ``band_px`` pixels (no
+    sorted copy of the map; ``bincount``'s integer copy of a band stays a few MB)."""
     counts = np.zeros(256, np.int64)
+    band = max(1, band_px // label.shape[1])
     for r in range(0, label.shape[0], band):
         counts += np.bincount(np.asarray(label[r : r + band]).ravel(), minlength=256)
+        release(label)
     return np.flatnonzero(counts).tolist()

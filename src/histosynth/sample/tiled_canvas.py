@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from histosynth.sample.paged import open_map, release, to_tensor
 from histosynth.seeding import item_seed
 
 __all__ = ["TiledCanvas"]
@@ -76,8 +77,12 @@ class TiledCanvas:
         self.spill = _Spill(self)
 
     def _map(self, name: str, shape: tuple[int, ...]) -> np.memmap:
-        path = self.folder / f"_canvas-{name}.f32"
-        return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+        return open_map(self.folder / f"_canvas-{name}.f32", shape)
+
+    def release(self) -> None:
+        """Hand the touched pages of every canvas file back (see :mod:`histosynth.sample.paged`):
+        called after each block, so the resident part of the files is one block's."""
+        release(self.x, self.scaled, self.pred, self.weight, *self.spill.maps.values())
 
     def region(self, i: int) -> tuple[slice, slice]:
         """Rows and columns of block ``i``."""
@@ -87,7 +92,7 @@ class TiledCanvas:
     def read(self, arr: np.memmap, i: int) -> torch.Tensor:
         """Block ``i`` of a ``(C, H, W)`` map as a ``(1, C, h, w)`` tensor on the device."""
         rows, cols = self.region(i)
-        return torch.from_numpy(np.array(arr[:, rows, cols]))[None].to(self.device)
+        return to_tensor(arr[:, rows, cols])[None].to(self.device)
 
     def write(self, arr: np.memmap, i: int, value: torch.Tensor) -> None:
         rows, cols = self.region(i)
@@ -102,6 +107,7 @@ class TiledCanvas:
         """Fill the canvas with each block's initial noise, scaled as the scheduler wants."""
         for i in range(len(self.blocks)):
             self.write(self.x, i, self._noise(i) * scheduler.init_noise_sigma)
+            self.release()
 
     def step(self, scheduler: Any, t: torch.Tensor, fill: Callable[[TiledCanvas, torch.Tensor], None],
              step_kwargs: dict[str, Any], noisy: bool) -> None:  # fmt: skip
@@ -117,19 +123,22 @@ class TiledCanvas:
             if self.scaled is self.x:
                 self.scaled = self._map("scaled", (self.C, self.H, self.W))
             self.write(self.scaled, i, scaled)
+            self.release()
         before = self.spill.rebase(scheduler, before)  # scale_model_input may start the step count
-        self.pred[:] = 0
+        for i in range(len(self.blocks)):  # block by block: zeroing it whole would touch every page
+            rows, cols = self.region(i)
+            self.pred[:, rows, cols] = 0
+            self.release()
         fill(self, t)
         after = before
         for i in range(len(self.blocks)):
             self.spill.restore(scheduler, before, i)
             rows, cols = self.region(i)
-            pred = self.read(self.pred, i) / torch.from_numpy(np.array(self.weight[rows, cols])).to(
-                self.device
-            )
+            pred = self.read(self.pred, i) / to_tensor(self.weight[rows, cols]).to(self.device)
             kwargs = {**step_kwargs, "variance_noise": self._noise(i)} if noisy else step_kwargs
             self.write(self.x, i, scheduler.step(pred, t, self.read(self.x, i), **kwargs).prev_sample)
             after = self.spill.save(scheduler, i)
+            self.release()
         self.spill.restore(scheduler, after, None)
 
     def remove(self) -> None:
