@@ -28,14 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
 from histosynth.artifacts import Kind, StageResult, prepare_output, read_manifest, write_manifest
 from histosynth.config import config_to_dict
 from histosynth.data.pyramid_tiff import write_pyramid_tiff
 from histosynth.jobs import RunSummary
+from histosynth.sample.large_geojson import write_large_geojson
 from histosynth.sample.large_map import large_map, present_classes
-from histosynth.sample.paged import paged_region_fn, release
+from histosynth.sample.paged import paged_region_fn
 from histosynth.sample.tiled_decode import decode_tiled
 from histosynth.sample.windows import seam_score, window_origins
 from histosynth.seeding import item_seed, numpy_rng
@@ -129,7 +128,6 @@ def run(
     """
     import torch
 
-    from histosynth.data.geojson_export import write_geojson
     from histosynth.diffusion.sampling import denoise
     from histosynth.progress import progress
     from histosynth.sample.crop_bank import CropBank
@@ -181,7 +179,7 @@ def run(
     # Exact pixel outlines (re-imported, they give labels.tif back) up to 8192 px; beyond, outlines
     # at 8192-px resolution keep the file (and QuPath) manageable: exact would take ~2 min at 16k.
     step = max(1, -(-max(cfg.width, cfg.height) // GEOJSON_MAX_SIDE))
-    write_geojson(folder / "image.geojson", _subsampled(label, step), synth.classes, scale=float(step))
+    write_large_geojson(folder / "image.geojson", label, synth.classes, step)
     synth.classes.save(folder / "classes.json")
     bx = sorted({x * f for _, x in windows} | {(x + lw) * f for _, x in windows})
     by = sorted({y * f for y, _ in windows} | {(y + lw) * f for y, _ in windows})
@@ -201,15 +199,3 @@ def run(
         folder, Kind.LARGE_IMAGE, config, inputs, {"windows": len(windows)}, result=result
     )
     return StageResult(folder, manifest, RunSummary())
-
-
-def _subsampled(label: np.ndarray, step: int, band_px: int = 1 << 22) -> np.ndarray:
-    """Every ``step``-th pixel of the memory-mapped ``label`` as an in-memory array, read in bands
-    of about ``band_px`` pixels whose pages are released (a strided view would touch them all)."""
-    H, W = label.shape
-    out = np.empty((-(-H // step), -(-W // step)), np.uint8)
-    rows = max(step, band_px // W // step * step)
-    for r in range(0, H, rows):
-        out[r // step : (r + rows) // step] = label[r : r + rows : step, ::step]
-        release(label)
-    return out
