@@ -17,8 +17,9 @@ numbers of stepping the whole canvas. The scheduler's own state is shared by all
 its canvas-sized tensors (a multistep solver's earlier predictions, UniPC's last sample): those
 are kept per block in files beside the canvas and swapped in around each block's step
 (:class:`_Spill`), so one scheduler object serves every block. The initial noise, and any noise a
-stochastic sampler adds, is drawn per block from the block's own generator, seeded by (run
-seed, block): the image depends on the seed and the block size, not on the order of the work.
+stochastic sampler adds, is drawn per block from a generator seeded by (run seed, block, draw
+number): the image depends on the seed and the block size, not on the order of the work, and
+no generator is kept per block (one per block would be ~5 KB each, growing with the image).
 """
 
 from __future__ import annotations
@@ -71,9 +72,8 @@ class TiledCanvas:
         self.weight = self._map("weight", (self.H, self.W))
         self.blocks = [(r, c) for r in range(0, self.H, block) for c in range(0, self.W, block)]
         self.block = block
-        self.gens = [
-            torch.Generator().manual_seed(item_seed(seed, "large-noise", r, c)) for r, c in self.blocks
-        ]
+        self.seed = seed
+        self.draws = np.zeros(len(self.blocks), np.int64)  # noise draws made per block so far
         self.spill = _Spill(self)
 
     def _map(self, name: str, shape: tuple[int, ...]) -> np.memmap:
@@ -101,7 +101,10 @@ class TiledCanvas:
     def _noise(self, i: int) -> torch.Tensor:
         rows, cols = self.region(i)
         shape = (1, self.C, rows.stop - rows.start, cols.stop - cols.start)
-        return torch.randn(shape, generator=self.gens[i]).to(self.device)
+        r, c = self.blocks[i]
+        gen = torch.Generator().manual_seed(item_seed(self.seed, "large-noise", r, c, int(self.draws[i])))
+        self.draws[i] += 1
+        return torch.randn(shape, generator=gen).to(self.device)
 
     def start(self, scheduler: Any) -> None:
         """Fill the canvas with each block's initial noise, scaled as the scheduler wants."""
