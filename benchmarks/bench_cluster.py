@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -72,7 +70,7 @@ def _faiss(x: np.ndarray, k: int, seed: int, per_centroid: int | None) -> tuple[
     inertia curve can be timed."""
     import faiss
 
-    from histosynth.cluster.kmeans import _plusplus, assign
+    from histosynth.cluster.kmeans import _plusplus, assign, serial_blas
 
     t0 = time.perf_counter()
     init = _plusplus(x, k, seed, None)
@@ -81,7 +79,8 @@ def _faiss(x: np.ndarray, k: int, seed: int, per_centroid: int | None) -> tuple[
     km = faiss.Kmeans(
         x.shape[1], k, niter=25, seed=seed, max_points_per_centroid=cap, min_points_per_centroid=1
     )
-    km.train(x, init_centroids=init)
+    with serial_blas():
+        km.train(x, init_centroids=init)
     t1 = time.perf_counter()
     assign(x, km.centroids)
     t_assign = time.perf_counter() - t1
@@ -183,11 +182,10 @@ def main() -> None:
             attempts.append(res)
             if res["inertia"] / runs[0]["inertia"] - 1 <= 0.01:
                 break
-        machine = {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average": os.getloadavg(),
-        }
+        sys.path.insert(0, str(Path(__file__).resolve().parent))  # machine.py, also when imported
+        from machine import machine as describe
+
+        machine = describe()
         result = summarize(args.n, args.d, args.k, args.seed, runs, attempts, machine)
     result["summary"] = summary_rows(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)

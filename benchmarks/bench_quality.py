@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -53,12 +54,10 @@ def machine() -> dict:
 
     from histosynth.train.loop import cpu_has_native_bf16
 
-    try:
-        info = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        info = []
-    names = [ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")]
-    return {"cpu": names[0] if names else platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # machine.py, also when imported
+    from machine import cpu_model
+
+    return {"cpu": cpu_model(), "cores": os.cpu_count(),
             "native_bf16": cpu_has_native_bf16(),
             "torch": torch.__version__, "python": platform.python_version(),
             "load_avg_start": list(os.getloadavg())}  # fmt: skip

@@ -82,11 +82,11 @@ TOLERANCE = 0.05  # "within 5 % of DDIM-200"
 GOAL_STEPS = 25
 
 FULL = {"train_steps": 600, "batch": 8, "steps": (10, 20, 50, 200), "sizes": (1024, 2048, 4096),
-        "memory_window": 256, "memory_steps": 2, "n": 132, "quality_steps": (10, 20, 25, 50),
+        "memory_window": 256, "memory_steps": 2, "large_check": 16384, "n": 132, "quality_steps": (10, 20, 25, 50),
         "quality_extra": (("dpm++", 100), ("unipc", 100)), "noise_seeds": 4,
         "ref_seeds": 2, "min_time": 4.0, "rounds": 2}  # fmt: skip
 QUICK = {"train_steps": 30, "batch": 2, "steps": (2, 4), "sizes": (128, 256), "memory_window": 0,
-         "memory_steps": 2, "n": 8, "quality_steps": (2,), "quality_extra": (), "noise_seeds": 2, "ref_seeds": 2,
+         "memory_steps": 2, "large_check": 256, "n": 8, "quality_steps": (2,), "quality_extra": (), "noise_seeds": 2, "ref_seeds": 2,
          "min_time": 0.0, "rounds": 1}  # fmt: skip
 
 
@@ -228,15 +228,17 @@ def throughput(model: Path, data: Path, bank: Path, plan: dict, threads: int) ->
 
 
 # ------------------------------------------------------------------------------ memory
-def memory_model(model: Path, work: Path, window: int) -> Path:
-    """The trained model's codec/conditioning with the `test` UNet at a ``window`` px patch."""
-    if window <= 0:
+def memory_model(model: Path, work: Path, window: int, codec: str | None = None) -> Path:
+    """The trained model's codec/conditioning with the `test` UNet at a ``window`` px patch;
+    with ``codec``, that codec preset instead (random weights: memory and time do not depend on them)."""
+    if window <= 0 and codec is None:
         return model
-    out = work / f"memory-model-test-{window}"
+    out = work / f"memory-model-test-{window}{'-' + codec if codec else ''}"
     if (out / "model_index.json").is_file():
         return out
     import torch
 
+    from histosynth.diffusion.codec import build_codec
     from histosynth.diffusion.denoiser import build_denoiser
     from histosynth.diffusion.pipeline import HistoSynthPipeline
     from histosynth.sample.synthesis import Synthesizer
@@ -244,19 +246,21 @@ def memory_model(model: Path, work: Path, window: int) -> Path:
     synth = Synthesizer.from_checkpoint(model)
     c = synth.pipe.denoiser.config
     torch.manual_seed(0)
-    den = build_denoiser("test", c.conditioning, c.num_classes, window, c.latent_channels, c.downsample,
-                         c.max_crops)  # fmt: skip
-    HistoSynthPipeline(den, synth.pipe.codec, synth.pipe.scheduler).save_pretrained(out)
+    vae = build_codec(codec) if codec else synth.pipe.codec
+    den = build_denoiser("test", c.conditioning, c.num_classes, window or int(c.image_size), vae.latent_channels,
+                         vae.downsample, c.max_crops)  # fmt: skip
+    HistoSynthPipeline(den, vae, synth.pipe.scheduler).save_pretrained(out)
     synth.classes.save(out / "classes.json")
     return out
 
 
 class _Poll(threading.Thread):
-    """Peak VmRSS / RssAnon / RssFile of this process, from /proc/self/status every 20 ms."""
+    """Peak VmRSS / RssAnon / RssFile of this process, from /proc/self/status every 20 ms (and
+    VmHWM, the kernel's own exact peak of VmRSS since this process's exec)."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
-        self.peak = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}
+        self.peak = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0, "VmHWM": 0}
         self.stop = threading.Event()
 
     def read(self) -> dict[str, int]:
@@ -281,9 +285,12 @@ class _Poll(threading.Thread):
 
 def memory_child(model: str, bank: str, size: int, steps: int, out: str, threads: int) -> dict:
     """One large image in this (fresh) process; memory figures in MB."""
+    import tempfile
+
     import torch
 
-    from histosynth.sample.large import LargeConfig, _large_map, run
+    from histosynth.sample.large import LargeConfig, run
+    from histosynth.sample.large_map import large_map
     from histosynth.sample.synthesis import Synthesizer
 
     torch.set_num_threads(threads)
@@ -294,8 +301,9 @@ def memory_child(model: str, bank: str, size: int, steps: int, out: str, threads
     cfg = LargeConfig(width=size, height=size, steps=steps, sampler="dpm++", seed=0)
     # The procedural large map alone (the stage makes it again): its share of the peak.
     poll.reset()
-    label = _large_map(cfg, synth.classes, synth.image_size)
-    time.sleep(0.05)
+    with tempfile.TemporaryDirectory() as tmp:
+        label = large_map(cfg, synth.classes, synth.image_size, tmp)  # a memory-mapped file
+        time.sleep(0.05)
     map_peak = poll.peak["RssAnon"] / 1024
     c = synth.pipe.denoiser.config
     canvas_mb = int(c.latent_channels) * label.size / int(c.downsample) ** 2 * 4 / 2**20
@@ -308,29 +316,57 @@ def memory_child(model: str, bank: str, size: int, steps: int, out: str, threads
     poll.join()
     for k, v in poll.read().items():
         poll.peak[k] = max(poll.peak[k], v)
+    # Peak RSS: VmHWM, exact and this process's own. ru_maxrss is kept beside it, but it also
+    # holds the parent's resident set at the fork (exec records it), so it is not the child's alone.
     return {"size": size, "steps": steps, "sampler": "dpm++", "wall_s": wall, "windows": res["windows"],
-            "seam_score": res["seam_score"], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "seam_score": res["seam_score"], "peak_rss_mb": poll.peak["VmHWM"] / 1024,
+            "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "peak_anon_mb": poll.peak["RssAnon"] / 1024, "peak_file_mb": poll.peak["RssFile"] / 1024,
             "rss_after_model_load_mb": after_load.get("VmRSS", 0) / 1024,
             "anon_after_model_load_mb": after_load.get("RssAnon", 0) / 1024, "map_only_peak_anon_mb": map_peak,
             "latent_canvas_mb": canvas_mb, "load_avg_1m": os.getloadavg()[0]}  # fmt: skip
 
 
+def _memory_run(mm: Path, bank: Path, work: Path, size: int, steps: int, threads: int) -> dict:
+    """One large image in a fresh child process (see :func:`memory_child`)."""
+    out = work / f"large-{mm.name}-{size}"  # two models' runs may go side by side
+    shutil.rmtree(out, ignore_errors=True)  # a finished output would be served, not synthesised
+    cmd = [sys.executable, __file__, "--child-memory", str(size), "--model", str(mm), "--bank", str(bank),
+           "--memory-steps", str(steps), "--child-out", str(out), "--threads", str(threads)]  # fmt: skip
+    env = {**os.environ, "HISTOSYNTH_PROGRESS": "0", "OMP_NUM_THREADS": str(threads)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory child {size} failed:\n{proc.stderr[-3000:]}")
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    shutil.rmtree(out, ignore_errors=True)  # a 16k image's files take gigabytes
+    _log(f"memory {size}: peak RSS {row['peak_rss_mb']:.0f} MB, anon {row['peak_anon_mb']:.0f} MB, "
+         f"{row['wall_s']:.0f} s")  # fmt: skip
+    return row
+
+
 def memory(model: Path, bank: Path, work: Path, plan: dict, threads: int) -> dict:
     mm = memory_model(model, work, plan["memory_window"])
-    rows = []
-    for size in plan["sizes"]:
-        out = work / f"large-{size}"
-        shutil.rmtree(out, ignore_errors=True)  # a finished output would be served, not synthesised
-        cmd = [sys.executable, __file__, "--child-memory", str(size), "--model", str(mm), "--bank", str(bank),
-               "--memory-steps", str(plan["memory_steps"]), "--child-out", str(out), "--threads", str(threads)]  # fmt: skip
-        env = {**os.environ, "HISTOSYNTH_PROGRESS": "0", "OMP_NUM_THREADS": str(threads)}
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-        if proc.returncode != 0:
-            raise RuntimeError(f"memory child {size} failed:\n{proc.stderr[-3000:]}")
-        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        _log(f"memory {size}: peak RSS {rows[-1]['peak_rss_mb']:.0f} MB, anon {rows[-1]['peak_anon_mb']:.0f} MB, "
-             f"{rows[-1]['wall_s']:.0f} s")  # fmt: skip
+    large: dict[str, Any] | None = None
+    check = None
+    if plan.get("large_check"):  # a 16k image, with a compact latent (kl-f4-tiny: 3 channels, f = 4)
+        km = memory_model(model, work, plan["memory_window"], codec="kl-f4-tiny")
+        large = {"model": str(km), "codec": "kl-f4-tiny (random weights)", "unet": "test",
+                 "beside_the_size_rows": True}  # fmt: skip
+
+        def large_runs() -> None:  # its own child processes: memory figures are unaffected
+            for key, size in (("small", plan["sizes"][0]), ("large", plan["large_check"])):
+                try:
+                    large[key] = _memory_run(km, bank, work, size, plan["memory_steps"], threads)
+                except RuntimeError as exc:  # a failed check is a result, not the end of the part
+                    large[key] = {"size": size, "failed": str(exc)[-2000:]}
+
+        # The long check runs beside the size rows (their wall times are then under its load,
+        # and its under theirs; only ratios within a row mean much on this shared box anyway).
+        check = threading.Thread(target=large_runs)
+        check.start()
+    rows = [_memory_run(mm, bank, work, size, plan["memory_steps"], threads) for size in plan["sizes"]]
+    if check is not None:
+        check.join()
     from histosynth.sample.synthesis import Synthesizer
 
     s = Synthesizer.from_checkpoint(mm)
@@ -338,7 +374,7 @@ def memory(model: Path, bank: Path, work: Path, plan: dict, threads: int) -> dic
     params = sum(p.numel() for p in s.pipe.denoiser.parameters())
     return {"model": str(mm), "window_px": int(c.image_size), "latent_channels": int(c.latent_channels),
             "downsample": int(c.downsample), "unet": "test" if plan["memory_window"] else "the trained model's",
-            "params_m": params / 1e6, "overlap": 0.25, "window_batch": 4, "rows": rows}  # fmt: skip
+            "params_m": params / 1e6, "overlap": 0.25, "window_batch": 4, "rows": rows, "large_check": large}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ quality
@@ -493,13 +529,11 @@ def analyse(fd: dict, floors: dict, timing: dict, plan: dict, n: int) -> dict:
 def machine() -> dict:
     import torch
 
-    try:
-        info = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        info = []
-    names = [ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")]
-    cpu = names[0] if names else platform.processor() or platform.machine()
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # machine.py, also when imported
+
+    from machine import cpu_model
+
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
             "load_avg_start": list(os.getloadavg())}  # fmt: skip
 
 
@@ -513,9 +547,18 @@ def summary_rows(report: dict) -> list[dict]:
                              "goal": ">= 8", "met": r["ratio_vs_ddim200"] >= 8})  # fmt: skip
     if mem and len(mem["rows"]) >= 2:
         a, b = mem["rows"][0], mem["rows"][-1]
-        ratio = b["peak_anon_mb"] / a["peak_anon_mb"]
-        rows.append({"metric": f"large-image peak anon memory {b['size']} / {a['size']} px side", "value": round(ratio, 2),
-                     "goal": "flat (<= 1.25)", "met": ratio <= 1.25})  # fmt: skip
+        for key, what in (("peak_rss_mb", "peak RSS"), ("peak_anon_mb", "peak anon memory")):
+            ratio = b[key] / a[key]
+            rows.append({"metric": f"large-image {what} {b['size']} / {a['size']} px side", "value": round(ratio, 2),
+                         "goal": "flat (<= 1.25)", "met": ratio <= 1.25})  # fmt: skip
+    if mem and mem.get("large_check"):
+        lc = mem["large_check"]
+        a, b = lc.get("small", {}), lc.get("large", {})
+        done = "peak_rss_mb" in a and "peak_rss_mb" in b
+        ratio = b["peak_rss_mb"] / a["peak_rss_mb"] if done else None
+        rows.append({"metric": f"large image of {b.get('size')} px side completes ({lc['unet']} UNet, {lc['codec']}): "
+                     f"peak RSS / {a.get('size')} px", "value": round(ratio, 2) if done else "failed",
+                     "goal": "completes, flat (<= 1.25)", "met": bool(done and ratio <= 1.25)})  # fmt: skip
     if q:
         best = q["best"]
         resolvable = all(q["noise"][d]["resolvable"] for d in DETECTORS)
@@ -587,8 +630,9 @@ def docs_block(report: dict) -> str:
               + (", random weights: memory and time do not depend on them" if mem["unet"] == "test" else "")
               + f"; latent "
               f"{mem['latent_channels']} channels at 1/{mem['downsample']}), overlap {mem['overlap']}, window batch "
-              f"{mem['window_batch']}. *Anon* is the peak of the process's anonymous memory (what it needs); "
-              "*RSS* adds the touched pages of the memory-mapped decode canvas (page cache the kernel can drop).", "",
+              f"{mem['window_batch']}. *Peak RSS* is the process's resident high-water mark (``VmHWM``: its "
+              "anonymous memory and the pages of files it has mapped, the memory-mapped state included); *anon* "
+              "is the peak of its anonymous memory alone (polled every 20 ms).", "",
               "| side | windows / step | anon after model load, MB | peak anon, MB | peak anon making the map alone, MB "
               "| one latent canvas, MB | peak RSS, MB | wall, s | seam score |",
               "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -598,6 +642,18 @@ def docs_block(report: dict) -> str:
                      f"{_f(r['peak_rss_mb'], 0)} | {_f(r['wall_s'], 0)} | "
                      f"{_f(r['seam_score'], 3)} |")  # fmt: skip
         L.append("")
+        lc = mem.get("large_check")
+        if lc and "peak_rss_mb" in lc.get("small", {}) and "peak_rss_mb" in lc.get("large", {}):
+            a, b = lc["small"], lc["large"]
+            L += [f"A {b['size']} px image with the same UNet and a compact codec ({lc['codec']}: 3 latent channels "
+                  f"at 1/4), in a fresh process ({b['steps']} steps, run beside the rows above): {b['windows']} windows "
+                  f"a step, peak RSS {_f(b['peak_rss_mb'], 0)} MB against {_f(a['peak_rss_mb'], 0)} MB at {a['size']} px "
+                  f"(peak anon {_f(b['peak_anon_mb'], 0)} against {_f(a['peak_anon_mb'], 0)} MB), "
+                  f"{_f(b['wall_s'] / 60, 1)} minutes ({_f(b['wall_s'] / a['wall_s'], 0)}× the {a['size']} px run for "
+                  f"{_f((b['size'] / a['size']) ** 2, 0)}× the pixels), seam score {_f(b['seam_score'], 3)}.", ""]  # fmt: skip
+        elif lc:
+            L += [f"The {lc.get('large', {}).get('size')} px check ({lc['codec']}) did not complete: "
+                  f"{lc.get('large', {}).get('failed', lc.get('small', {}).get('failed', 'no result'))[-300:]}", ""]  # fmt: skip
     q = report.get("quality")
     if q:
         fl = q["floors"]
@@ -663,13 +719,21 @@ def reading(report: dict) -> list[str]:
         px = (b["size"] / a["size"]) ** 2
         grow = b["peak_anon_mb"] - a["peak_anon_mb"]
         per_mp = grow / ((b["size"] ** 2 - a["size"] ** 2) / 1e6)
-        flat = b["peak_anon_mb"] / a["peak_anon_mb"] <= 1.25
+        flat = max(b[k] / a[k] for k in ("peak_anon_mb", "peak_rss_mb")) <= 1.25
         copies = (b["peak_anon_mb"] - b["anon_after_model_load_mb"]) / b["latent_canvas_mb"]
-        txt = (f"- Large images: from {a['size']} to {b['size']} px ({_f(px, 0)}× the pixels) peak anonymous memory "
-               f"goes from {_f(a['peak_anon_mb'], 0)} to {_f(b['peak_anon_mb'], 0)} MB, about {_f(per_mp, 0)} MB per "
-               "megapixel. ")  # fmt: skip
+        txt = (f"- Large images: from {a['size']} to {b['size']} px ({_f(px, 0)}× the pixels) peak RSS goes from "
+               f"{_f(a['peak_rss_mb'], 0)} to {_f(b['peak_rss_mb'], 0)} MB ({_f(b['peak_rss_mb'] / a['peak_rss_mb'], 2)}×) "
+               f"and peak anonymous memory from {_f(a['peak_anon_mb'], 0)} to {_f(b['peak_anon_mb'], 0)} MB, about "
+               f"{_f(per_mp, 1)} MB per megapixel. ")  # fmt: skip
         if flat:
-            txt += "That is flat, as the goal asks."
+            txt += (
+                "That is flat, as the goal asks: every image-sized state is a file in the output folder (the label "
+                "map, the windows' conditions, the latents and the sampler's history stepped block by block by "
+                "`sample/tiled_canvas.py`, the decoded image, decoded window by window into a band by "
+                "`sample/tiled_decode.py`), and the pages of those files that a window, block or band touched are "
+                "handed back after it (`sample/paged.py`), so the resident set holds a window batch, a block and a "
+                "band chunk; what remains that grows is the GeoJSON outlines (capped at 8192 px of label)."
+            )  # fmt: skip
         else:
             txt += (
                 "The goal (memory bounded by the window, not the image) is **not met**. The networks do see one "

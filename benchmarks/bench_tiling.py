@@ -5,21 +5,31 @@ each in a fresh process so peak memory is its own:
 
 ``pipeline``
     ``histosynth tile`` then ``histosynth dataset`` (PANDA-style label mask, rule ``any`` so
-    every tissue tile becomes a patch), through the real CLI, with ``--workers``.
+    every tissue tile becomes a patch), through the real CLI, with ``--workers`` (default 1,
+    the commands' default: one process whose threads use every core), once per PNG
+    mode (``--png compat``, the default and the bytes of earlier releases; ``fast``;
+    ``stored``: the same pixels, see ``histosynth.data.png``).
 ``raw``
-    The same reader reading the same patch regions (``read_at_mpp``) in as many processes,
-    with no other work: the limit the pipeline is measured against.
+    The same reader reading the same patch regions (``read_at_mpp``) in one process per core
+    (``--raw-workers``), with no other work: the limit the pipeline is measured against.
 ``encode``
-    PNG encoding of one image + map pair (the dataset format's fixed cost), one process.
+    PNG encoding of one image + map pair in each PNG mode, and reading one patch, in one
+    process (the dataset format's fixed cost against the read).
 ``histolab``
     histolab's ``GridTiler`` (installed by this script in ``benchmarks/_work/venv-histolab``)
     on the same slide, patch size, level and tissue threshold, one process (histolab has no
-    workers); compared with the pipeline run with one worker.
+    workers); compared with the pipeline run with one worker process.
+``hs2p``
+    hs2p's ``tile_slides`` with ``save_tiles`` (tissue segmentation, coordinates and the tiles
+    as JPEG in a tar; installed by this script in ``benchmarks/_work/venv-hs2p``, or the
+    interpreter given with ``--hs2p-python``) on the same slide, patch size, mpp and tissue
+    share, with one worker per core (``--raw-workers``); compared with the pipeline in each PNG
+    mode.
 
 Usage::
 
     python benchmarks/bench_tiling.py                       # 5k, 10k, 20k; writes results JSON
-    python benchmarks/bench_tiling.py --sides 5000 --no-histolab
+    python benchmarks/bench_tiling.py --sides 5000 --no-histolab --no-hs2p
 
 Results go to ``benchmarks/results/tiling.json``; ``docs/tiling.md`` summarises them.
 """
@@ -29,17 +39,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work"
 SIZE, MPP, MIN_TISSUE = 256, 0.5, 0.5
+PNG_MODES = ("compat", "fast", "stored")
 
 
 # ------------------------------------------------------------------------------ slides
@@ -113,31 +122,22 @@ def make_slide(side: int) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------ child runs
-def _tree_rss_bytes(root: int) -> int:
-    """Resident memory of a process and all its descendants, from /proc (Linux)."""
-    parent, rss = {}, {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the process ended while we looked
-            continue
-        parent[int(d)], rss[int(d)] = int(fields[1]), int(fields[21]) * PAGE
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        total += rss.get(pid, 0)
-        todo += [c for c, p in parent.items() if p == pid]
-    return total
-
-
-PAGE = os.sysconf("SC_PAGE_SIZE")
+# What the two commands import: loaded before the clock starts, as the peers' scripts import
+# their library first, so every tiler is timed on its work and not on Python's imports (about
+# 0.8 s, a constant that would otherwise dominate the small slides).
+STAGE_MODULES = ("histosynth.cli.tile", "histosynth.cli.dataset", "histosynth.wsi.tile_stage",
+                 "histosynth.data.build", "histosynth.wsi.label_sources", "histosynth.wsi.qc",
+                 "histosynth.data.png", "scipy.ndimage", "skimage.morphology", "skimage.filters",
+                 "pandas", "pyarrow.parquet", "openslide", "imagecodecs")  # fmt: skip
 
 
 def child_pipeline(spec: dict) -> dict:
+    import importlib
+
     from histosynth.cli.main import main
 
+    for name in STAGE_MODULES:
+        importlib.import_module(name)
     out = Path(spec["out"])
     shutil.rmtree(out, ignore_errors=True)
     os.environ["HISTOSYNTH_PROGRESS"] = "0"
@@ -177,6 +177,8 @@ def child_pipeline(spec: dict) -> dict:
                 "0",
                 "--workers",
                 str(spec["workers"]),
+                "--png",
+                spec.get("png", "compat"),
             ],
         ),
     ]:
@@ -235,15 +237,23 @@ def child_encode(spec: dict) -> dict:
     from histosynth.wsi import open_slide
 
     index = pd.read_parquet(Path(spec["out"]) / "ds" / "index.parquet").head(200)
-    with open_slide(spec["slide"]) as s:
-        patches = [s.read_at_mpp(x, y, SIZE, MPP) for x, y in zip(index["x0"], index["y0"], strict=True)]
+    xy = list(zip(index["x0"], index["y0"], strict=True))
     label = np.zeros((SIZE, SIZE), np.uint8)
     label[:, SIZE // 3 :] = 2
-    t = time.perf_counter()
-    for p in patches:
-        encode_png(p)
-        encode_png(label)
-    return {"ms_per_patch": round((time.perf_counter() - t) / len(patches) * 1e3, 3), "n": len(patches)}
+    with open_slide(spec["slide"]) as s:
+        patches = [s.read_at_mpp(x, y, SIZE, MPP) for x, y in xy]
+        t = time.perf_counter()
+        for x, y in xy:
+            s.read_at_mpp(x, y, SIZE, MPP)
+        read_ms = (time.perf_counter() - t) / len(xy) * 1e3
+    out = {"read_ms_per_patch": round(read_ms, 3), "n": len(patches)}
+    for mode in PNG_MODES:
+        t = time.perf_counter()
+        size = sum(len(encode_png(p, mode)) + len(encode_png(label, mode)) for p in patches)
+        ms = (time.perf_counter() - t) / len(patches) * 1e3
+        out[mode] = {"ms_per_patch": round(ms, 3), "per_read": round(ms / read_ms, 2),
+                     "kb_per_patch": round(size / len(patches) / 1024, 1)}  # fmt: skip
+    return out
 
 
 HISTOLAB_SCRIPT = r"""
@@ -279,23 +289,27 @@ HISTOLAB_DEPS = [
 ]
 
 
-def histolab_python() -> Path:
-    """The histolab venv's python, created on first use (all from PyPI, wheels only)."""
-    venv = WORK / "venv-histolab"
+def peer_venv(name: str, check: str, *installs: list[str]) -> Path:
+    """The python of ``_work/venv-<name>`` (a peer's own venv), made on first use: each list of
+    ``installs`` is one ``pip install`` (PyPI wheels only); ``check`` is what it must import."""
+    venv = WORK / f"venv-{name}"
     py = venv / "bin" / "python"
-    if (
-        not py.is_file()
-        or subprocess.run([py, "-c", "import histolab, openslide"], capture_output=True).returncode
-    ):
+    if not py.is_file() or subprocess.run([py, "-c", f"import {check}"], capture_output=True).returncode:
         subprocess.run([sys.executable, "-m", "venv", "--clear", venv], check=True)
-        subprocess.run([py, "-m", "pip", "install", "-q", "--only-binary=:all:", *HISTOLAB_DEPS], check=True)
-        subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "histolab==0.7.0"], check=True)
+        for args in installs:
+            subprocess.run([py, "-m", "pip", "install", "-q", *args], check=True)
     return py
 
 
-def histolab_version(py: Path) -> str:
+def histolab_python() -> Path:
+    """The histolab venv's python (its pins have no 3.11 wheels: see HISTOLAB_DEPS)."""
+    return peer_venv("histolab", "histolab, openslide", ["--only-binary=:all:", *HISTOLAB_DEPS],
+                     ["--no-deps", "histolab==0.7.0"])  # fmt: skip
+
+
+def peer_version(py: Path, package: str) -> str:
     out = subprocess.run(
-        [py, "-c", "import importlib.metadata as m; print(m.version('histolab'))"],
+        [py, "-c", f"import importlib.metadata as m; print(m.version({package!r}))"],
         capture_output=True,
         text=True,
         check=True,
@@ -303,52 +317,88 @@ def histolab_version(py: Path) -> str:
     return out.stdout.strip()
 
 
-def run_child(kind: str, spec: dict) -> dict:
-    """Run one measurement in a fresh process; adds the peak memory of its whole process tree.
+HS2P_SCRIPT = r"""
+import json, sys, time, shutil, tarfile
+from pathlib import Path
+from hs2p import (FilterConfig, MaskSamplingConfig, PreviewConfig, SegmentationConfig, SlideSpec,
+                  TilingConfig, tile_slides)
+spec = json.loads(sys.argv[1])
+out = Path(spec["out"]); shutil.rmtree(out, ignore_errors=True); out.mkdir(parents=True)
+t = time.perf_counter()
+tile_slides(
+    [SlideSpec(sample_id="s", image_path=Path(spec["slide"]), spacing_at_level_0=spec["mpp"])],
+    tiling=TilingConfig(requested_spacing_um=spec["mpp"], requested_tile_size_px=spec["size"],
+                        tolerance=0.05, overlap=0.0, backend="openslide", mask_backend="openslide"),
+    segmentation=SegmentationConfig(method="hsv"), filtering=FilterConfig(),
+    preview=PreviewConfig(save_mask_preview=False, save_tiling_preview=False),
+    output_dir=out, num_workers=spec["workers"], save_tiles=True,
+    masks=MaskSamplingConfig(pixel_mapping={"background": 0, "tissue": 1},
+                             min_coverage={"tissue": spec["min_tissue"]}),
+)
+dt = time.perf_counter() - t
+n = sum(sum(m.isfile() and m.name.endswith(".jpg") for m in tarfile.open(p)) for p in out.rglob("*.tar"))
+print(json.dumps({"seconds": round(dt, 3), "patches": n, "patches_per_s": round(n / dt, 2)}))
+"""
 
-    Peak memory is sampled from /proc every 20 ms (main process plus its worker processes),
-    because ``ru_maxrss`` of a child would include the high-water mark it inherits from us.
-    """
+
+def hs2p_python(given: Path | None) -> Path:
+    """An interpreter with hs2p and OpenSlide: ``given``, or its own venv made on first use."""
+    if given is not None:
+        return given
+    return peer_venv(
+        "hs2p", "hs2p, openslide", ["--only-binary=:all:", "hs2p", "openslide-python", "openslide-bin"]
+    )
+
+
+def run_child(kind: str, spec: dict, python: Path | None = None) -> dict:
+    """Run one measurement in a fresh process; adds the peak memory of its whole process tree
+    (``proc_tree.run_measured``)."""
     if kind == "histolab":
         cmd = [str(histolab_python()), "-c", HISTOLAB_SCRIPT, json.dumps(spec)]
+    elif kind == "hs2p":
+        cmd = [str(python), "-c", HS2P_SCRIPT, json.dumps(spec)]
     else:
         cmd = [sys.executable, __file__, "--child", kind, json.dumps(spec)]
-    env = {**os.environ, "HISTOSYNTH_PROGRESS": "0"}
-    # Files, not pipes: a chatty child must never block on a full pipe while we poll it.
-    with tempfile.TemporaryFile("w+") as fout, tempfile.TemporaryFile("w+") as ferr:
-        proc = subprocess.Popen(cmd, stdout=fout, stderr=ferr, text=True, env=env)
-        peak = 0
-        while proc.poll() is None:
-            peak = max(peak, _tree_rss_bytes(proc.pid))
-            time.sleep(0.02)
-        fout.seek(0), ferr.seek(0)
-        out, err = fout.read(), ferr.read()
-    if proc.returncode:
-        raise RuntimeError(f"{kind} run failed:\n{err[-3000:]}")
-    return {**json.loads(out.strip().splitlines()[-1]), "peak_rss_mb": round(peak / 2**20, 1)}
+    env = {**os.environ, "HISTOSYNTH_PROGRESS": "0", "WANDB_MODE": "disabled"}
+    sys.path.insert(0, str(HERE))  # proc_tree.py, also when imported
+    from proc_tree import run_measured
+
+    out, _, peak_mb = run_measured(cmd, env)
+    return {**json.loads(out.strip().splitlines()[-1]), "peak_rss_mb": round(peak_mb, 1)}
 
 
 # -------------------------------------------------------------------------------- main
 def summary_rows(result: dict) -> list[dict]:
     """The rows ``benchmarks/run_all.py`` gathers into the summary table."""
-    rows = [{"metric": f"tile + dataset throughput / raw read limit ({r['side']} px slide)",
-             "value": f"{r['ratio_to_raw']:.2f}", "goal": "≥ 0.8", "met": r["ratio_to_raw"] >= 0.8}
-            for r in result["runs"]]  # fmt: skip
+    rows = []
+    for r in result["runs"]:
+        for mode, ratio in r["ratio_to_raw"].items():
+            rows.append({"metric": f"tile + dataset throughput / raw read limit ({r['side']} px slide, --png {mode})",
+                         "value": f"{ratio:.2f}", "goal": "≥ 0.8", "met": ratio >= 0.8})  # fmt: skip
     if "histolab" in result:
         h = result["histolab"]
         rows.append({"metric": f"speed-up vs histolab {h['version']} ({h['side']} px, 1 worker)",
                      "value": f"{h['speedup']:.2f}x", "goal": "≥ 1", "met": h["speedup"] >= 1})  # fmt: skip
+    if "hs2p" in result:
+        h = result["hs2p"]
+        for mode, speedup in h["speedup"].items():
+            rows.append({"metric": f"speed-up vs hs2p {h['version']} ({h['side']} px, --png {mode})",
+                         "value": f"{speedup:.2f}x", "goal": "≥ 1", "met": speedup >= 1})  # fmt: skip
     return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sides", type=int, nargs="+", default=[5000, 10000, 20000])
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=1, help="the pipeline's --workers [1]")
+    ap.add_argument("--raw-workers", type=int, default=os.cpu_count() or 1, help="reader processes [cores]")
+    ap.add_argument("--png", nargs="+", choices=PNG_MODES, default=list(PNG_MODES), help="PNG modes to run")
     ap.add_argument("--no-histolab", action="store_true")
     ap.add_argument(
         "--histolab-side", type=int, default=None, help="Slide side for histolab (default: largest)"
     )
+    ap.add_argument("--no-hs2p", action="store_true")
+    ap.add_argument("--hs2p-python", type=Path, default=None, help="An interpreter with hs2p installed")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "tiling.json")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("spec", nargs="?", help=argparse.SUPPRESS)
@@ -360,21 +410,21 @@ def main() -> None:
 
     import histosynth
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # machine.py, also when imported
+    from machine import machine
+
     result: dict = {
         "benchmark": "tiling",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_avg_at_start": os.getloadavg(),
-        },
+        "machine": machine(),
         "histosynth": histosynth.__version__,
         "settings": {
             "patch_size": SIZE,
             "mpp": MPP,
             "min_tissue": MIN_TISSUE,
             "workers": args.workers,
+            "raw_workers": args.raw_workers,
+            "png": args.png,
             "labels": "label mask (PANDA style), rule 'any', no per-slide cap",
             "reader": "auto (OpenSlide)",
         },
@@ -383,24 +433,40 @@ def main() -> None:
     for side in args.sides:
         files = make_slide(side)
         spec = {**files, "out": str(WORK / f"run{side}"), "workers": args.workers}
-        pipe = run_child("pipeline", spec)
-        raw = run_child("raw", spec)
-        run = {
-            "side": side,
-            "pipeline": pipe,
-            "raw": raw,
-            "ratio_to_raw": round(pipe["patches_per_s"] / raw["patches_per_s"], 3),
-        }
+        raw_spec = {**spec, "workers": args.raw_workers}
+        # Each mode's pipeline, then the raw read of the patches it wrote: a load change on a
+        # shared machine moves both of a pair.
+        run: dict = {"side": side, "pipeline": {}, "raw": {}, "ratio_to_raw": {}}
+        for mode in args.png:
+            run["pipeline"][mode] = run_child("pipeline", {**spec, "png": mode})
+            run["raw"][mode] = run_child("raw", raw_spec)
+            run["ratio_to_raw"][mode] = round(
+                run["pipeline"][mode]["patches_per_s"] / run["raw"][mode]["patches_per_s"], 3
+            )
         if side == min(args.sides):
             run["encode"] = run_child("encode", spec)
-            one = {**spec, "workers": 1}
-            run["pipeline_1_worker"] = run_child("pipeline", one)
-            run["raw_1_worker"] = run_child("raw", one)
-            run["ratio_to_raw_1_worker"] = round(
-                run["pipeline_1_worker"]["patches_per_s"] / run["raw_1_worker"]["patches_per_s"], 3
-            )
+            procs = {**spec, "workers": args.raw_workers}  # a process per core instead of threads
+            run[f"pipeline_{args.raw_workers}_workers"] = run_child("pipeline", procs)
         print(json.dumps(run), flush=True)
         result["runs"].append(run)
+    if not args.no_hs2p:
+        side = max(args.sides)
+        files = make_slide(side)
+        py = hs2p_python(args.hs2p_python)
+        peer_spec = {"slide": files["slide"], "out": str(WORK / f"hs2p{side}"), "size": SIZE, "mpp": MPP,
+                     "min_tissue": MIN_TISSUE, "workers": args.raw_workers}  # fmt: skip
+        hs = run_child("hs2p", peer_spec, python=py)
+        ours = next(r["pipeline"] for r in result["runs"] if r["side"] == side)  # the same slide's runs
+        result["hs2p"] = {
+            "version": peer_version(py, "hs2p"),
+            "side": side,
+            "workers": {"hs2p": args.raw_workers, "histosynth": args.workers},
+            "output": "JPEG (quality 90) tiles in a tar, coordinates; no label maps",
+            "hs2p": hs,
+            "histosynth": ours,
+            "speedup": {m: round(o["patches_per_s"] / hs["patches_per_s"], 2) for m, o in ours.items()},
+        }
+        print(json.dumps(result["hs2p"]), flush=True)
     if not args.no_histolab:
         side = args.histolab_side or max(args.sides)
         files = make_slide(side)
@@ -416,7 +482,7 @@ def main() -> None:
         )
         ours = run_child("pipeline", {**files, "out": str(WORK / f"run{side}-1w"), "workers": 1})
         result["histolab"] = {
-            "version": histolab_version(py),
+            "version": peer_version(py, "histolab"),
             "side": side,
             "histolab": hl,
             "histosynth_1_worker": ours,

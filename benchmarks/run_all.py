@@ -34,7 +34,7 @@ QUICK: dict[str, list[str]] = {
     "bench_cluster": ["--n", "20000", "--d", "64", "--k", "16", "--out", "{out}"],
     "bench_embed": ["--size", "1024x512", "--repeats", "1", "--out", "{out}"],
     "bench_fd": ["--configs", "random-init-cnn", "--n", "300", "--repeats", "1", "--out", "{out}"],
-    "bench_tiling": ["--sides", "2000", "--no-histolab", "--out", "{out}"],
+    "bench_tiling": ["--sides", "2000", "--no-histolab", "--no-hs2p", "--out", "{out}"],
     "bench_train": ["--presets", "cpu-tiny", "--out", "{out}"],
 }
 # A benchmark without an entry follows the convention: ``--quick --out FILE``.

@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from histosynth.artifacts import ArtifactError
-from histosynth.cluster.kmeans import diverse_sample, inertia, kmeans
+from histosynth.cluster.kmeans import assign, diverse_sample, inertia, kmeans
 from histosynth.cluster.model import ClusterModel, fit_model
 
 
@@ -27,6 +27,14 @@ def test_deterministic_for_a_seed():
     c1, l1 = kmeans(x, 6, seed=3)
     c2, l2 = kmeans(x, 6, seed=3)
     assert np.array_equal(c1, c2) and np.array_equal(l1, l2)
+
+
+def test_assignment_does_not_depend_on_threads_or_chunks():
+    x, _ = blobs()
+    c, _ = kmeans(x, 6, seed=0)
+    one = assign(x, c, chunk=len(x), threads=1)
+    many = assign(x, c, chunk=97, threads=3)
+    assert np.array_equal(one[0], many[0]) and np.allclose(one[1], many[1], rtol=1e-5, atol=1e-5)
 
 
 def test_recovers_groups_whatever_the_seed_or_row_order():

@@ -76,3 +76,19 @@ def test_dpm_sde_large_images_are_reproducible_from_the_seed(tiny_checkpoint, tm
         images.append(tifffile.imread(res.manifest["result"]["image"]).astype(int))
     np.testing.assert_array_equal(images[0], images[1])
     assert np.abs(images[0] - images[2]).mean() > 1  # another seed, another image
+
+
+def test_large_image_bytes_depend_on_the_seed_not_the_window_batch(tiny_checkpoint, tiny_dataset, tmp_path):
+    """Windows are evaluated a batch at a time and the canvas is stepped block by block: neither
+    the batch size nor the order of the work may change a byte of the image."""
+    import tifffile
+
+    bank = build_bank(tiny_dataset, tmp_path / "bank", split="all")
+    cfg = LargeConfig(width=160, height=128, steps=2, sampler="dpm++", fractions=(0, 0.4, 0.3, 0.3))
+    images = []
+    for name, batch in (("a", 1), ("b", 3), ("c", 8)):
+        res = run(tiny_checkpoint, tmp_path / name, replace(cfg, window_batch=batch), crop_bank=bank.folder)
+        images.append((tmp_path / name / "image.tif").read_bytes())
+        assert not list((tmp_path / name).glob("_*"))  # the working files are gone
+    assert images[0] == images[1] == images[2]
+    assert tifffile.imread(res.manifest["result"]["labels"]).shape == (128, 160)

@@ -162,11 +162,18 @@ def test_dataset_workers_and_split_file(annotated, tmp_path):
             7,
             "--split-file",
             split,
+            "--png",
+            "stored",
         ]
     )
     assert (
         PatchDataset(one).index["id"].tolist() == ds.index["id"].tolist()
     )  # same choice whatever the workers
+    # ... and the same pixels whatever the PNG encoding (the workers' run wrote "compat")
+    same = PatchDataset(one)
+    assert all(
+        (same.image(i) == ds.image(i)).all() and (same.label(i) == ds.label(i)).all() for i in range(7)
+    )
 
 
 def test_bad_slides_reported_and_batch_completes(synthetic_slide, tmp_path):

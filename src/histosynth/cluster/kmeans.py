@@ -12,13 +12,19 @@
 * :func:`diverse_sample` — at most N vectors per slide, stratified over a small per-slide
   k-means so rare tissue in a slide is represented, instead of N uniform picks that mostly
   land in the dominant tissue.
+
+faiss runs with its BLAS at one thread (:func:`serial_blas`), and :func:`assign` spreads its
+row chunks over threads itself: faiss calls BLAS on small blocks from inside its own loops, and
+its bundled OpenBLAS (an OpenMP build) with two threads made training and assignment 4-10× slower
+on a shared 2-core machine (``benchmarks/bench_cluster.py``). Centroids and labels are the same
+at any thread count; only the last bits of the distances may differ.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["assign", "coarsen", "diverse_sample", "inertia", "kmeans"]
+__all__ = ["assign", "coarsen", "diverse_sample", "inertia", "kmeans", "serial_blas"]
 
 
 def _faiss():
@@ -27,17 +33,37 @@ def _faiss():
     return faiss
 
 
-def assign(x: np.ndarray, centroids: np.ndarray, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest centroid (0-based) and squared distance of each row, exact, in bounded memory."""
+def serial_blas():
+    """A context in which BLAS libraries use one thread (faiss parallelises around them)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, user_api="blas")
+
+
+def assign(
+    x: np.ndarray, centroids: np.ndarray, chunk: int = 16384, threads: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centroid (0-based) and squared distance of each row, exact, in bounded memory.
+
+    Chunks of ``chunk`` rows are searched by ``threads`` threads (default: the cores this
+    process may use; faiss releases the GIL), each with single-threaded BLAS.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from histosynth.distributed.executors import item_cores
+
     faiss = _faiss()
-    x = np.ascontiguousarray(x, dtype=np.float32)
     index = faiss.IndexFlatL2(centroids.shape[1])
     index.add(np.ascontiguousarray(centroids, dtype=np.float32))
     labels = np.empty(len(x), np.int64)
     dist = np.empty(len(x), np.float32)
-    for i in range(0, len(x), chunk):
-        d, lab = index.search(x[i : i + chunk], 1)
+
+    def search(i: int) -> None:
+        d, lab = index.search(np.ascontiguousarray(x[i : i + chunk], dtype=np.float32), 1)
         labels[i : i + chunk], dist[i : i + chunk] = lab[:, 0], d[:, 0]
+
+    with serial_blas(), ThreadPoolExecutor(threads or item_cores()) as pool:
+        list(pool.map(search, range(0, len(x), chunk)))
     return labels, dist
 
 
@@ -98,7 +124,8 @@ def kmeans(
     # well-separated group without a centroid, a local optimum Lloyd iterations never leave.
     init = _plusplus(x, k, seed, weights) if nredo == 1 else None
     w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float32)
-    km.train(x, weights=w, init_centroids=init)
+    with serial_blas():
+        km.train(x, weights=w, init_centroids=init)
     labels, _ = assign(x, km.centroids)
     order = _canonical(km.centroids, labels, weights)
     centroids = np.ascontiguousarray(km.centroids[order])

@@ -48,15 +48,12 @@ REQUIRED_COLUMNS = ("id", "image", "map", "split", "slide", "x0", "y0", "size0",
 MAX_PIXELS = 16384 * 16384
 
 
-def encode_png(arr: np.ndarray) -> bytes:
-    """PNG bytes of an RGB (H, W, 3) or label (H, W) uint8 array."""
-    import io
+def encode_png(arr: np.ndarray, mode: str = "compat") -> bytes:
+    """PNG bytes of an RGB (H, W, 3) or label (H, W) uint8 array (``mode``: see
+    :mod:`histosynth.data.png`; every mode decodes to the same pixels)."""
+    from histosynth.data.png import encode_png as encode
 
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8)).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
+    return encode(arr, mode)
 
 
 def decode_png(path: str | Path, mode: str) -> np.ndarray:
@@ -101,11 +98,20 @@ class PatchDatasetWriter:
         The dataset folder (claimed beforehand with :func:`histosynth.artifacts.prepare_output`).
     classes
         The class map; saved as ``classes.json``.
+    png
+        How images and maps are encoded (:data:`histosynth.data.png.PNG_MODES`; with
+        ``stored`` the maps are written ``fast``): the pixels are the same whichever is chosen,
+        so it is not part of the dataset's identity.
     """
 
-    def __init__(self, folder: str | Path, classes: ClassMap) -> None:
+    def __init__(self, folder: str | Path, classes: ClassMap, png: str = "compat") -> None:
+        from histosynth.data.png import PNG_MODES
+
+        if png not in PNG_MODES:
+            raise ValueError(f"unknown PNG mode {png!r}; choose one of {', '.join(PNG_MODES)}")
         self.folder = Path(folder)
         self.classes = classes
+        self.png = png
         (self.folder / "images").mkdir(parents=True, exist_ok=True)
         (self.folder / "maps").mkdir(parents=True, exist_ok=True)
         classes.save(self.folder / "classes.json")
@@ -115,8 +121,10 @@ class PatchDatasetWriter:
         if image.shape[:2] != label.shape:
             raise ValueError(f"patch {pid}: image {image.shape[:2]} and map {label.shape} differ in size")
         img_rel, map_rel = f"images/{pid}.png", f"maps/{pid}.png"
-        atomic_write_bytes(self.folder / img_rel, encode_png(image))
-        atomic_write_bytes(self.folder / map_rel, encode_png(label.astype(np.uint8)))
+        atomic_write_bytes(self.folder / img_rel, encode_png(image, self.png))
+        # A label map compresses about 100-fold at almost no cost: "stored" keeps it compressed.
+        map_mode = "fast" if self.png == "stored" else self.png
+        atomic_write_bytes(self.folder / map_rel, encode_png(label.astype(np.uint8), map_mode))
         fractions = class_fractions(label, self.classes.num_classes)
         return {"id": pid, "image": img_rel, "map": map_rel, "fractions": fractions}
 

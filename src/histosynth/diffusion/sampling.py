@@ -91,7 +91,8 @@ def denoise(
     device: Any = "cpu",
     dtype: torch.dtype = torch.float32,
     progress: Callable[[Iterable[Any]], Iterable[Any]] = iter,
-) -> torch.Tensor:
+    canvas: Any = None,
+) -> Any:
     """Walk ``scheduler`` from noise to latents of ``shape``, asking ``predict`` at every step.
 
     >>> from diffusers import DDIMScheduler
@@ -121,12 +122,24 @@ def denoise(
         Where and in which precision the latents live.
     progress
         Wraps the timesteps (a progress bar); ``iter`` shows none.
+    canvas
+        A :class:`~histosynth.sample.tiled_canvas.TiledCanvas` holding the state on disk (a
+        large image): ``predict(canvas, t)`` then fills the canvas's prediction, each step is
+        taken block by block, the noise comes from the canvas's per-block generators, and the
+        canvas is returned, its latents in ``canvas.x``.
 
     Returns
     -------
     torch.Tensor
-        The final latents, ``shape``.
+        The final latents, ``shape`` (the canvas when one is given).
     """
+    if canvas is not None:
+        canvas.start(scheduler)
+        set_timesteps(scheduler, num_inference_steps, device)
+        step_kwargs, noisy = _step_kwargs(scheduler, eta), needs_noise(scheduler, eta)
+        for t in progress(scheduler.timesteps):
+            canvas.step(scheduler, t, predict, step_kwargs, noisy)
+        return canvas
     gens = per_sample_generators(generator, shape[0])
     latents = draw_noise(gens, shape, device, dtype) * scheduler.init_noise_sigma
     set_timesteps(scheduler, num_inference_steps, device)

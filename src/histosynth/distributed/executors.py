@@ -41,6 +41,7 @@ __all__ = [
     "LocalExecutor",
     "RayExecutor",
     "call_item",
+    "item_cores",
     "make_executor",
 ]
 
@@ -148,9 +149,28 @@ def _import_root(work: Work) -> str | None:
     return str(root)
 
 
+_WORKER_CORES = 0  # a pool worker's share of the cores (0: not a pool worker)
+
+
+def item_cores() -> int:
+    """Cores an item may keep busy with its own threads, where it runs.
+
+    A local pool worker's share of the machine; elsewhere ``OMP_NUM_THREADS`` when set (Ray
+    sets it to a task's ``num_cpus``), else the CPUs this process may run on.
+    """
+    if _WORKER_CORES:
+        return _WORKER_CORES
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _init_worker(root: str | None, threads: int) -> None:
     """Make ``work`` importable, and share the cores: N workers each using every core (torch's
     default) run several times slower than one worker, as OpenMP threads wait on each other."""
+    global _WORKER_CORES
+    _WORKER_CORES = threads
     if root and root not in sys.path:
         sys.path.append(root)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -3,10 +3,14 @@
 The latent canvas of the whole image is denoised by overlapping windows of the model's
 training size: the windows' predictions are blended (MultiDiffusion,
 :class:`~histosynth.sample.multidiffusion.WindowBlend`) and the one denoising loop of the
-patches (:func:`~histosynth.diffusion.sampling.denoise`) steps the whole canvas, its noise
-drawn from the run's seed. Decoding is tiled the same way, into a memory-mapped canvas, so
-memory is bounded by the window for the networks and by the latent canvas (f² × smaller than
-the image, per channel) for the state.
+patches (:func:`~histosynth.diffusion.sampling.denoise`) steps the canvas block by block, its
+noise drawn per block from the run's seed. Every image-sized state is a memory-mapped file in
+the output folder, deleted at the end: the label map (:mod:`histosynth.sample.large_map`), the
+windows' conditions, the latents and the sampler's history
+(:class:`~histosynth.sample.tiled_canvas.TiledCanvas`), and the decoded image, decoded window
+by window. Memory therefore holds a window batch and a block, whatever the image size; the
+files take about ``(4·C/f² + 17)`` bytes per image pixel (``C`` latent channels, codec factor
+``f``) while the image is made.
 
 Output folder::
 
@@ -24,13 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
 from histosynth.artifacts import Kind, StageResult, prepare_output, read_manifest, write_manifest
 from histosynth.config import config_to_dict
-from histosynth.data.pyramid_tiff import array_region_fn, write_pyramid_tiff
+from histosynth.data.pyramid_tiff import write_pyramid_tiff
 from histosynth.jobs import RunSummary
-from histosynth.sample.windows import blend_weights, seam_score, window_origins
+from histosynth.sample.large_geojson import write_large_geojson
+from histosynth.sample.large_map import large_map, present_classes
+from histosynth.sample.paged import paged_region_fn
+from histosynth.sample.tiled_decode import decode_tiled
+from histosynth.sample.windows import seam_score, window_origins
 from histosynth.seeding import item_seed, numpy_rng
 
 __all__ = ["LargeConfig", "run"]
@@ -85,26 +91,6 @@ class LargeConfig:
                    guidance_map=cfg.guidance_map, guidance_crops=cfg.guidance_crops, seed=cfg.seed)  # fmt: skip
 
 
-def _large_map(cfg: LargeConfig, classes: Any, window: int) -> np.ndarray:
-    from histosynth.data.patch_dataset import decode_png
-    from histosynth.sample.maps import procedural_map
-
-    if cfg.maps == "png":
-        label = decode_png(cfg.maps_dir, "L")
-        if label.shape != (cfg.height, cfg.width):
-            raise ValueError(
-                f"{cfg.maps_dir}: map is {label.shape[::-1]}, asked for {cfg.width}x{cfg.height}"
-            )
-        classes.check_ids(np.unique(label), cfg.maps_dir)
-        return label
-    tissue = [c for c in classes.ids if c != 0] or classes.ids
-    fr = {i: f for i, f in enumerate(cfg.fractions) if f > 0} or {c: 1.0 / len(tissue) for c in tissue}
-    side = max(cfg.width, cfg.height)
-    scale = cfg.region_scale or window * 0.75  # regions about a window wide: each window mixes classes
-    full = procedural_map(side, fr, cfg.procedural_kind, scale=scale, rng=numpy_rng(cfg.seed, "large-map"))
-    return np.ascontiguousarray(full[: cfg.height, : cfg.width])
-
-
 def run(
     checkpoint: str | Path,
     out: str | Path,
@@ -142,13 +128,12 @@ def run(
     """
     import torch
 
-    from histosynth.data.geojson_export import write_geojson
     from histosynth.diffusion.sampling import denoise
     from histosynth.progress import progress
     from histosynth.sample.crop_bank import CropBank
     from histosynth.sample.multidiffusion import WindowBlend
     from histosynth.sample.synthesis import Synthesizer
-    from histosynth.seeding import torch_generator
+    from histosynth.sample.tiled_canvas import TiledCanvas
 
     cfg = cfg or LargeConfig()
     synth = Synthesizer.from_checkpoint(checkpoint, device=device)
@@ -164,35 +149,37 @@ def run(
     if claim.complete:
         return StageResult(folder, read_manifest(folder, Kind.LARGE_IMAGE), RunSummary())
 
-    label = _large_map(cfg, synth.classes, win)
+    label = large_map(cfg, synth.classes, win, folder)
     rng = numpy_rng(cfg.seed, "large-crops")
-    present = [int(c) for c in np.unique(label)]
+    present = present_classes(label)
     bank_crops = {c: bank.pick(c, cfg.crops_per_class, rng) for c in present} if bank is not None else {}
 
     lw, ov = win // f, int(round(cfg.overlap * win / f))
     H, W = cfg.height // f, cfg.width // f
     windows = [(y, x) for y in window_origins(H, lw, ov) for x in window_origins(W, lw, ov)]
     blend = WindowBlend(pipe, label, windows, lw, ov, bank_crops if bank else None, cfg.guidance_map,
-                        cfg.guidance_crops, cfg.window_batch)  # fmt: skip
+                        cfg.guidance_crops, cfg.window_batch, folder)  # fmt: skip
+    shape = (1, int(den.config.latent_channels), H, W)
+    canvas = TiledCanvas(folder, shape, item_seed(cfg.seed, "large-noise"), device=device)
 
     pipe.set_sampler(cfg.sampler)
-    # One generator for the one canvas: its initial noise, then any noise the sampler adds.
-    gen = torch_generator(item_seed(cfg.seed, "large-noise"), device=device)
     with torch.inference_mode():
-        latents = denoise(
-            pipe.scheduler, blend, (1, int(den.config.latent_channels), H, W), generator=[gen],
-            num_inference_steps=cfg.steps, device=device, progress=lambda ts: progress(ts, desc="large image"),
+        denoise(
+            pipe.scheduler, blend.fill, shape, num_inference_steps=cfg.steps, device=device, canvas=canvas,
+            progress=lambda ts: progress(ts, desc="large image"),
         )  # fmt: skip
-        image = _decode_tiled(pipe, latents, windows, lw, ov, f, folder)
+        blend.remove()
+        image = decode_tiled(pipe, canvas.x, windows, lw, ov, f, folder)
+        canvas.remove()
     mpp = cfg.mpp or (bank.mpp if bank is not None and bank.mpp else 0.5)
-    write_pyramid_tiff(folder / "image.tif", array_region_fn(image), (cfg.width, cfg.height), mpp,
+    write_pyramid_tiff(folder / "image.tif", paged_region_fn(image), (cfg.width, cfg.height), mpp,
                        description=f"histosynth synthetic image; mpp={mpp}")  # fmt: skip
-    write_pyramid_tiff(folder / "labels.tif", array_region_fn(label, labels=True), (cfg.width, cfg.height), mpp,
+    write_pyramid_tiff(folder / "labels.tif", paged_region_fn(label, labels=True), (cfg.width, cfg.height), mpp,
                        channels=1, compression="deflate")  # fmt: skip
     # Exact pixel outlines (re-imported, they give labels.tif back) up to 8192 px; beyond, outlines
     # at 8192-px resolution keep the file (and QuPath) manageable: exact would take ~2 min at 16k.
     step = max(1, -(-max(cfg.width, cfg.height) // GEOJSON_MAX_SIDE))
-    write_geojson(folder / "image.geojson", label[::step, ::step], synth.classes, scale=float(step))
+    write_large_geojson(folder / "image.geojson", label, synth.classes, step)
     synth.classes.save(folder / "classes.json")
     bx = sorted({x * f for _, x in windows} | {(x + lw) * f for _, x in windows})
     by = sorted({y * f for y, _ in windows} | {(y + lw) * f for y, _ in windows})
@@ -200,37 +187,15 @@ def run(
         "image": str(folder / "image.tif"),
         "labels": str(folder / "labels.tif"),
         "geojson": str(folder / "image.geojson"),
-        "seam_score": seam_score(np.asarray(image), bx, by),
+        "seam_score": seam_score(image, bx, by),
         "windows": len(windows),
         "mpp": mpp,
         "crop_sources": {str(c): [k.source for k in v] for c, v in bank_crops.items()},
     }
-    del image
-    (folder / "_canvas.f32").unlink(missing_ok=True)
-    (folder / "_canvas.u8").unlink(missing_ok=True)
+    del image, label
+    for name in ("_canvas.f32", "_canvas.u8", "_label.u8"):
+        (folder / name).unlink(missing_ok=True)
     manifest = write_manifest(
         folder, Kind.LARGE_IMAGE, config, inputs, {"windows": len(windows)}, result=result
     )
     return StageResult(folder, manifest, RunSummary())
-
-
-def _decode_tiled(
-    pipe: Any, latents: Any, windows: list, lw: int, ov: int, f: int, folder: Path
-) -> np.ndarray:
-    """Decode window by window into a memory-mapped canvas, blending the overlaps."""
-    H, W = latents.shape[-2] * f, latents.shape[-1] * f
-    acc = np.lib.format.open_memmap(folder / "_canvas.f32", mode="w+", dtype=np.float32, shape=(H, W, 4))
-    wpx = blend_weights(lw * f, ov * f)[..., None]
-    codec = pipe.codec
-    for y, x in windows:
-        tile = codec.decode_latents(latents[:, :, y : y + lw, x : x + lw].to(codec.dtype))
-        tile = ((tile.float().clamp(-1, 1) + 1) * 127.5)[0].permute(1, 2, 0).cpu().numpy()  # (h, w, 3)
-        ys, xs = slice(y * f, (y + lw) * f), slice(x * f, (x + lw) * f)
-        acc[ys, xs, :3] += tile * wpx
-        acc[ys, xs, 3:] += wpx
-    out = np.lib.format.open_memmap(folder / "_canvas.u8", mode="w+", dtype=np.uint8, shape=(H, W, 3))
-    for r in range(0, H, 256):  # normalise in row bands: memory stays flat
-        band = acc[r : r + 256]
-        out[r : r + 256] = np.clip(np.round(band[..., :3] / band[..., 3:]), 0, 255).astype(np.uint8)
-    del acc
-    return out

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["MAP_KINDS", "procedural_map"]
+__all__ = ["MAP_KINDS", "class_targets", "procedural_map", "score_fields", "tune_bias"]
 
 MAP_KINDS = ("noise", "voronoi")
 
@@ -69,6 +69,19 @@ def procedural_map(
     iters
         Bias-tuning iterations.
     """
+    ids, target = class_targets(fractions, kind)
+    rng = rng or np.random.default_rng()
+    scale = float(scale or size / 6)
+    scores = score_fields(rng, kind, size, scale, target)
+    bias = tune_bias(scores, target, iters)
+    out = np.empty((size, size), np.uint8)
+    for y in range(0, size, 256):  # in row blocks: no full-size float or int64 temporaries
+        out[y : y + 256] = ids[(scores[:, y : y + 256] + bias[:, None, None]).argmax(0)]
+    return out
+
+
+def class_targets(fractions: Mapping[int, float], kind: str = "noise") -> tuple[np.ndarray, np.ndarray]:
+    """Class ids and their target fractions (summing to one), checked; ``kind`` checked too."""
     if kind not in MAP_KINDS:
         raise ValueError(f"map kind must be one of {MAP_KINDS}, got {kind!r}")
     ids = np.array(sorted(fractions), dtype=np.int64)
@@ -77,14 +90,21 @@ def procedural_map(
         raise ValueError(f"fractions must be non-negative with a positive sum, got {dict(fractions)}")
     if ids.min() < 0 or ids.max() > 255:
         raise ValueError(f"class ids must lie in 0..255, got {ids.tolist()}")
-    target = target / target.sum()
-    rng = rng or np.random.default_rng()
-    scale = float(scale or size / 6)
-    k = len(ids)
+    return ids, target / target.sum()
+
+
+def score_fields(
+    rng: np.random.Generator, kind: str, size: int, scale: float, target: np.ndarray
+) -> np.ndarray:
+    """``(k, size, size)`` float32 score fields of one of :data:`MAP_KINDS`, regions about ``scale`` px."""
     if kind == "noise":
-        scores = _noise_scores(rng, k, size, scale / 2)
-    else:
-        scores = _voronoi_scores(rng, k, size, scale, target)
+        return _noise_scores(rng, len(target), size, scale / 2)
+    return _voronoi_scores(rng, len(target), size, scale, target)
+
+
+def tune_bias(scores: np.ndarray, target: np.ndarray, iters: int = 200) -> np.ndarray:
+    """Per-class biases under which ``argmax(scores + bias)`` covers each class's target fraction."""
+    k = len(target)
     bias = np.zeros(k, np.float32)
     bias[target == 0] = -np.inf
     step = np.full(k, 2.0)
@@ -92,7 +112,7 @@ def procedural_map(
     # Tune the biases on a regular subsample of at most ~512² pixels: the fields are smooth at
     # the region scale, so its class fractions are the map's to well within the tolerance,
     # and a large map's tuning costs what a patch's does.
-    stride = max(1, size // 512)
+    stride = max(1, scores.shape[1] // 512)
     sub = np.ascontiguousarray(scores[:, ::stride, ::stride])
     for _ in range(iters):
         now = np.bincount((sub + bias[:, None, None]).argmax(0).ravel(), minlength=k) / sub[0].size
@@ -104,7 +124,4 @@ def procedural_map(
         step[np.sign(err) * np.sign(prev) < 0] *= 0.5
         bias = (bias + step * err).astype(np.float32)
         prev = err
-    out = np.empty((size, size), np.uint8)
-    for y in range(0, size, 256):  # in row blocks: no full-size float or int64 temporaries
-        out[y : y + 256] = ids[(scores[:, y : y + 256] + bias[:, None, None]).argmax(0)]
-    return out
+    return bias

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from histosynth.sample.paged import release
+
 __all__ = ["blend_weights", "seam_score", "window_origins"]
 
 
@@ -44,15 +46,21 @@ def blend_weights(window: int, overlap: int) -> np.ndarray:
     return np.outer(ramp, ramp)
 
 
-def seam_score(image: np.ndarray, boundaries_x: list[int], boundaries_y: list[int]) -> float:
+def seam_score(
+    image: np.ndarray, boundaries_x: list[int], boundaries_y: list[int], band_px: int = 1 << 20
+) -> float:
     """Gradient energy on window boundaries relative to everywhere else (1.0 = seamless).
 
     Parameters
     ----------
     image
-        (H, W, 3) uint8 image.
+        (H, W, 3) uint8 image (an array or a memory map: it is read in bands of about
+        ``band_px`` pixels, each memory map's pages released after its band, so memory does
+        not grow with the image, nor with its width).
     boundaries_x, boundaries_y
         Pixel columns / rows where a window edge lies (a seam would show as a step there).
+    band_px
+        Pixels per band.
 
     Returns
     -------
@@ -60,13 +68,22 @@ def seam_score(image: np.ndarray, boundaries_x: list[int], boundaries_y: list[in
         Mean absolute horizontal (vertical) difference across the boundary columns (rows),
         divided by the mean over all columns (rows). Values well above 1 reveal seams.
     """
-    img = image.astype(np.float32).mean(-1)
-    dx = np.abs(np.diff(img, axis=1))  # dx[:, j] is the step between columns j and j+1
-    dy = np.abs(np.diff(img, axis=0))
-    bx = [b - 1 for b in boundaries_x if 0 < b < img.shape[1]]
-    by = [b - 1 for b in boundaries_y if 0 < b < img.shape[0]]
-    on = np.concatenate([dx[:, bx].ravel(), dy[by, :].ravel()]) if bx or by else np.zeros(0)
-    if on.size == 0:
+    H, W = image.shape[:2]
+    bx = [b - 1 for b in boundaries_x if 0 < b < W]  # dx[:, j] is the step between columns j and j+1
+    by = {b - 1 for b in boundaries_y if 0 < b < H}
+    on = [0.0, 0]  # sum and count of the steps across boundaries
+    total = [0.0, 0]  # ... and of all steps
+    band = max(1, band_px // W)
+    for r0 in range(0, H, band):
+        rows = np.asarray(image[r0 : r0 + band + 1], dtype=np.float32).mean(-1)  # one row more, for dy
+        release(image)
+        dx, dy = np.abs(np.diff(rows[:band], axis=1)), np.abs(np.diff(rows, axis=0))
+        for part in (dx, dy):
+            total[0], total[1] = total[0] + float(part.sum(dtype=np.float64)), total[1] + part.size
+        picks = [dx[:, bx]] if bx else []
+        picks += [dy[[b - r0 for b in sorted(by) if r0 <= b < r0 + len(dy)]]]
+        for part in picks:
+            on[0], on[1] = on[0] + float(part.sum(dtype=np.float64)), on[1] + part.size
+    if on[1] == 0:
         return 1.0
-    everywhere = np.concatenate([dx.ravel(), dy.ravel()])
-    return float(on.mean() / max(everywhere.mean(), 1e-6))
+    return float((on[0] / on[1]) / max(total[0] / max(total[1], 1), 1e-6))

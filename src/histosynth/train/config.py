@@ -43,6 +43,9 @@ class DataConfig:
     min_area_frac: float = 0.02  # regions under this fraction of the patch get no crop
     workers: int = 0  # DataLoader worker processes (0: prepare batches in the training process)
     preload: bool = True  # decode all patches into memory once (when they fit in 4 GiB)
+    # KL codecs: keep each (patch, symmetry)'s posterior moments, up to this many GiB, instead
+    # of encoding it again every epoch (histosynth.train.latent_cache; 0: off)
+    latent_cache_gb: float = 4.0
     # Coarse-to-fine curriculum for nested pseudo-maps: ((k, until_step), ...) in order;
     # needs the dataset's hierarchy.json (see histosynth.train.data.Curriculum).
     curriculum: tuple[tuple[int, ...], ...] = ()
@@ -124,7 +127,7 @@ class TrainConfig:
 RUN_LENGTH_KEYS = (
     "run.steps", "run.log_every", "run.sample_every", "run.checkpoint_every", "run.keep_checkpoints",
     "run.sample_steps", "run.sampler", "run.grid_rows", "run.max_minutes", "run.threads", "data.workers",
-    "data.preload",
+    "data.preload", "data.latent_cache_gb",
 )  # fmt: skip
 
 

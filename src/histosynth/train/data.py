@@ -14,7 +14,7 @@ batch); process ``r`` of ``W`` takes, for accumulation step ``a``, the micro-bat
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -58,12 +58,14 @@ def _resize(arr: np.ndarray, size: int, nearest: bool) -> np.ndarray:
 
 @dataclass
 class Batch:
-    """A micro-batch: ``images (B, 3, S, S)`` in [-1, 1], ``maps (B, S, S)`` long, crops, patch ids."""
+    """A micro-batch: ``images (B, 3, S, S)`` in [-1, 1], ``maps (B, S, S)`` long, crops, patch ids,
+    and each image's ``(dataset row, symmetry)`` (what the latent cache is keyed by)."""
 
     images: torch.Tensor
     maps: torch.Tensor
     crops: CropBatch
     ids: list[str]
+    keys: list[tuple[int, int]] = field(default_factory=list)
 
 
 class Curriculum:
@@ -195,11 +197,18 @@ class TrainData:
             self._rows[key] = np.flatnonzero(self.fractions[:, fine].sum(1) >= self.cfg.min_area_frac)
         return self._rows[key]
 
+    def symmetry(self, epoch: int, i: int) -> int:
+        """The symmetry (0..7, see :func:`dihedral`) row ``i`` is shown under in ``epoch``."""
+        return self._symmetry(numpy_rng(self.seed, "item", epoch, i))
+
+    def _symmetry(self, rng: np.random.Generator) -> int:
+        return int(rng.integers(8)) if self.cfg.augment else 0
+
     def item(self, epoch: int, i: int, lut: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
         """``(image, map, crops)`` of row ``i`` in ``epoch``: augmented, relabelled, with crops."""
         rng = numpy_rng(self.seed, "item", epoch, i)
         image, label = self.load(i)
-        k = int(rng.integers(8)) if self.cfg.augment else 0
+        k = self._symmetry(rng)  # the item stream's first draw, as symmetry() repeats it
         image, label = dihedral(image, k), lut[dihedral(label, k)].astype(np.int64)
 
         def foreign(cls: int, r: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str] | None:
@@ -280,7 +289,9 @@ class StepBatches(torch.utils.data.Dataset):
         lut = self.data.curriculum.lut(step) if self.data.curriculum else IDENTITY_LUT
         rows = self.plan.rows(step, micro)
         items = [self.data.item(e, i, lut) for e, i in rows]
-        return self.data.collate(items, [self.data.ids[i] for _, i in rows])
+        batch = self.data.collate(items, [self.data.ids[i] for _, i in rows])
+        batch.keys = [(i, self.data.symmetry(e, i)) for e, i in rows]
+        return batch
 
 
 def make_loader(data: TrainData, plan: BatchPlan, start: int, stop: int, workers: int) -> Any:

@@ -48,6 +48,7 @@ from histosynth.train.data import IDENTITY_LUT, BatchPlan, Curriculum, TrainData
 from histosynth.train.draws import draw, sample_generators
 from histosynth.train.ema import EMA
 from histosynth.train.grid import save_grid
+from histosynth.train.latent_cache import latent_cache
 from histosynth.train.skeleton import (
     Every,
     Resume,
@@ -234,12 +235,18 @@ def run(
         stats.truncate(start)
         (folder / "samples").mkdir(exist_ok=True)
     kl_codec = hasattr(codec, "encoder")
+    cache = latent_cache(codec, f"{ds.id}:{cfg.data.split}", cfg.data.image_size, cfg.data.latent_cache_gb)
 
     def micro_step(batch: Any, gens: list[torch.Generator]) -> Any:
         images, maps = batch.images.to(device, non_blocking=True), batch.maps.to(device, non_blocking=True)
         crops = batch.crops.to(device)
         with torch.no_grad():
-            x0 = codec.encode_latents(images.to(codec.dtype), generator=gens if kl_codec else None).float()
+            if cache is not None:
+                x0 = cache.encode_latents(images, batch.keys, gens).float()
+            else:
+                x0 = codec.encode_latents(
+                    images.to(codec.dtype), generator=gens if kl_codec else None
+                ).float()
         d = cfg.diffusion
         dr = draw(gens, x0.shape[1:], schedule.num_train_timesteps, d.drop_map, d.drop_crops, device)
         with acc.autocast():

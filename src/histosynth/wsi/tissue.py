@@ -115,7 +115,7 @@ class TissueMask:
 
 
 def read_thumbnail(
-    slide: SlideReader, thumb_mpp: float, max_side: int = 4096, strip: int = 1024
+    slide: SlideReader, thumb_mpp: float, max_side: int = 4096, strip: int = 256
 ) -> tuple[np.ndarray, float]:
     """A thumbnail at about ``thumb_mpp`` (never finer), read in strips to keep memory flat.
 
@@ -133,6 +133,8 @@ def read_thumbnail(
     lds = slide.level_downsamples[level]
     lw, lh = slide.level_dimensions[level]
     k = max(1, math.floor(want / lds * (1 + 1e-9)))
+    while max(lw // k, lh // k) > max_side:  # the level's integer factor may leave it over the cap
+        k += 1
     tw, th = lw // k, lh // k
     if tw < 1 or th < 1:
         raise ValueError(f"{slide.path}: slide of {w0}×{h0} px is too small for a {want:.1f}× thumbnail")
@@ -153,8 +155,9 @@ def saturation(rgb: np.ndarray) -> np.ndarray:
     """HSV saturation in [0, 1] of uint8 RGB: ``(max - min) / max`` (0 for black)."""
     rgb = np.asarray(rgb)
     mx = rgb.max(axis=-1).astype(np.float32)
-    mn = rgb.min(axis=-1).astype(np.float32)
-    return np.where(mx > 0, (mx - mn) / np.maximum(mx, 1), 0.0).astype(np.float32)
+    diff = mx - rgb.min(axis=-1)
+    diff /= np.maximum(mx, 1, out=mx)  # in place, float32 throughout: a thumbnail's worth of memory
+    return diff  # 0 where max is 0: then min is 0 too
 
 
 def tissue_mask(
@@ -196,17 +199,33 @@ def detect_tissue(slide: SlideReader, cfg: TissueConfig = TissueConfig()) -> Tis
     return mask_from_thumbnail(thumb, scale, um_per_px, cfg)
 
 
+def _histogram(values: np.ndarray, bins: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """skimage's histogram of ``values`` over their range (counts, bin centres), in row strips:
+    ``np.histogram`` of the whole array would make a float64 copy of it."""
+    span = (values.min(), values.max())  # as np.histogram takes them without a range (same dtype)
+    counts, edges = 0, None
+    for r in range(0, len(values), 256):
+        part, edges = np.histogram(values[r : r + 256], bins=bins, range=span)
+        counts = counts + part
+    return counts, (edges[:-1] + edges[1:]) / 2.0
+
+
 def mask_from_thumbnail(thumb: np.ndarray, scale: float, um_per_px: float, cfg: TissueConfig) -> TissueMask:
     """The tissue mask of an RGB thumbnail whose pixels are ``um_per_px`` µm wide."""
     from scipy import ndimage
     from skimage import morphology
     from skimage.filters import threshold_otsu
 
-    sat = saturation(thumb)
-    bright = thumb.mean(axis=-1) > cfg.max_brightness
+    # In row strips, so a large thumbnail's temporaries stay a strip's: saturation, and brightness
+    # as sum > 3b in integers (the same test as mean > b, without a float copy).
+    sat = np.empty(thumb.shape[:2], np.float32)
+    bright = np.empty(thumb.shape[:2], bool)
+    for r in range(0, len(thumb), 256):
+        sat[r : r + 256] = saturation(thumb[r : r + 256])
+        bright[r : r + 256] = thumb[r : r + 256].sum(axis=-1, dtype=np.uint16) > 3 * cfg.max_brightness
     if cfg.method == "otsu":
         # Otsu over all pixels, glass included: it must see both modes to split them.
-        thr = float(threshold_otsu(sat)) if np.ptp(sat) > 0 else 1.0
+        thr = float(threshold_otsu(hist=_histogram(sat))) if np.ptp(sat) > 0 else 1.0
         thr = max(thr, cfg.min_threshold)
     else:
         thr = cfg.threshold
