@@ -486,6 +486,65 @@ def summary_rows(result: dict) -> list[dict]:
     return rows
 
 
+def doc_tables(result: dict) -> dict[str, str]:
+    """The docs' tables (``docs/tiling.md``), from a results JSON: block name → Markdown."""
+    from doc_tables import table
+
+    m = result["machine"]
+    load = ", ".join(f"{v:.1f}" for v in m.get("load_avg_at_start", []))
+    machine = f"Measured {result['created'][:10]} on {m['cpu']} ({m['cores']} cores; load average {load} at the start)."
+    rows = []
+    for r in result["runs"]:
+        for i, (mode, p) in enumerate(r["pipeline"].items()):
+            raw = r["raw"][mode]
+            rows.append([f"{r['side']:,} px" if i == 0 else "", f"{p['patches']:,}" if i == 0 else "", mode,
+                         f"{p['tile_s']:.2f}", f"{p['dataset_s']:.2f}", f"{p['patches_per_s']:.0f}",
+                         f"{raw['patches_per_s']:.0f} ({raw.get('limit', 'processes')})",
+                         f"**{r['ratio_to_raw'][mode]:.2f}**",
+                         f"{p.get('cpu_ms_per_patch', float('nan')):.2f} / {raw.get('cpu_ms_per_patch', float('nan')):.2f}",
+                         f"{r.get('cpu_ratio_to_raw', {}).get(mode, float('nan')):.2f}",
+                         f"{p['peak_rss_mb']:.0f}"])  # fmt: skip
+    runs = table(["slide side", "patches", "`--png`", "`tile` (s)", "`dataset` (s)", "tile + dataset patches/s",
+                  "raw read limit patches/s (how)", "ratio", "CPU ms/patch, pipeline / raw", "CPU ratio",
+                  "peak MB"], rows)  # fmt: skip
+    peers = []
+    if "hs2p" in result:
+        h = result["hs2p"]
+        c = h["coordinates"]
+        tile = max(c["histosynth_tile"].values(), key=lambda t: t["tiles_per_s"])
+        peers.append([f"hs2p {h['version']}", "coordinates only", f"{h['side']:,} px",
+                      f"`tile_slides(save_tiles=False)`: {c['hs2p']['patches']:,} tiles, {c['hs2p']['seconds']:.2f} s, "
+                      f"{c['hs2p']['patches_per_s']:.0f}/s", f"`tile`: {tile['tiles']:,} tiles, {tile['tile_s']:.2f} s, "
+                      f"{tile['tiles_per_s']:.0f}/s", f"**{c['speedup']:.2f}×**"])  # fmt: skip
+        px = h["pixels"]
+        for mode, o in px["histosynth"].items():
+            peers.append([f"hs2p {h['version']}", f"pixels on disk (`--png {mode}`)", f"{h['side']:,} px",
+                          f"`save_tiles=True` (JPEG in a tar): {px['hs2p']['patches']:,} tiles, "
+                          f"{px['hs2p']['seconds']:.2f} s, {px['hs2p']['patches_per_s']:.0f}/s",
+                          f"`tile` + `dataset` (PNG + map files): {o['patches']:,} patches, "
+                          f"{o['tile_s'] + o['dataset_s']:.2f} s, {o['patches_per_s']:.0f}/s",
+                          f"**{px['speedup'][mode]:.2f}×**"])  # fmt: skip
+    if "histolab" in result:
+        h, o = result["histolab"], result["histolab"]["histosynth_1_worker"]
+        peers.append([f"histolab {h['version']}", "pixels on disk (`--png compat`)", f"{h['side']:,} px",
+                      f"`GridTiler` (PNG files): {h['histolab']['patches']:,} tiles, {h['histolab']['seconds']:.1f} s, "
+                      f"{h['histolab']['patches_per_s']:.0f}/s",
+                      f"`tile` + `dataset`, one process: {o['patches']:,} patches, {o['tile_s'] + o['dataset_s']:.2f} s, "
+                      f"{o['patches_per_s']:.0f}/s", f"**{h['speedup']:.2f}×**"])  # fmt: skip
+    out = {"bench_tiling:runs": machine + "\n\n" + runs}
+    if peers:
+        out["bench_tiling:peers"] = table(
+            ["peer", "compared", "slide", "peer", "histosynth", "histosynth speed-up"], peers
+        )
+    if "encode" in result["runs"][0]:
+        e = result["runs"][0]["encode"]
+        enc = [[mode, f"{e[mode]['ms_per_patch']:.2f}", f"{e[mode]['per_read']:.2f}", f"{e[mode]['kb_per_patch']:.0f}"]
+               for mode in PNG_MODES if mode in e]  # fmt: skip
+        out["bench_tiling:encode"] = (f"Reading one patch: {e['read_ms_per_patch']:.2f} ms ({result['runs'][0]['side']:,} px slide).\n\n"
+                                      + table(["`--png`", "encode image + map (ms)", "× the read", "KB a patch"], enc))  # fmt: skip
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sides", type=int, nargs="+", default=[5000, 10000, 20000])
@@ -499,12 +558,22 @@ def main() -> None:
     ap.add_argument("--no-hs2p", action="store_true")
     ap.add_argument("--hs2p-python", type=Path, default=None, help="An interpreter with hs2p installed")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "tiling.json")
+    ap.add_argument(
+        "--doc", type=Path, default=None, help="Write the tables of --out's JSON into this page; no run"
+    )
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("spec", nargs="?", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         fn = {"pipeline": child_pipeline, "raw": child_raw, "encode": child_encode}[args.child]
         print(json.dumps(fn(json.loads(args.spec))))
+        return
+    if args.doc:
+        sys.path.insert(0, str(HERE))  # doc_tables.py, also when imported
+        from doc_tables import replace_block
+
+        for name, text in doc_tables(json.loads(args.out.read_text())).items():
+            replace_block(args.doc, name, text)
         return
 
     import histosynth

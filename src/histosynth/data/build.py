@@ -181,8 +181,9 @@ def _extract_chunk(
 ) -> int:
     import itertools
     from collections import deque
-    from concurrent.futures import Future, ThreadPoolExecutor
+    from concurrent.futures import Future
 
+    from histosynth.data.durable_writes import shared_pool
     from histosynth.distributed.executors import item_cores
     from histosynth.wsi.readers import open_slide
 
@@ -209,12 +210,16 @@ def _extract_chunk(
         # The first patch here, alone: sources build their index or open their file on first
         # use, which threads must not race to do.
         rows += [_extract_patch(*args, *first) for first in itertools.islice(patches, 1)]
-        with ThreadPoolExecutor(threads) as pool:
+        pool = shared_pool(threads, "extract")  # the same threads for every chunk (see shared_pool)
+        try:
             for values in patches:
                 in_flight.append(pool.submit(_extract_patch, *args, *values))
                 if len(in_flight) >= 2 * threads:
                     rows.append(in_flight.popleft().result())
             rows += [fut.result() for fut in in_flight]
+        finally:  # a failed patch: the others end before the reader closes under them
+            for fut in in_flight:
+                fut.cancel() or fut.exception()
         count = writer.write_shard(key, rows)
     trim()  # the threads' arenas keep what they freed: without this a slide's chunks pile up
     return count

@@ -22,6 +22,7 @@ b'abc'
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections import deque
@@ -31,7 +32,7 @@ from pathlib import Path
 from histosynth.artifacts import atomic_write_bytes
 from histosynth.disk import DISK_FULL_ERRNOS, as_disk_full
 
-__all__ = ["DurableWrites", "write_synced"]
+__all__ = ["DurableWrites", "shared_pool", "write_synced"]
 
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 
@@ -79,7 +80,7 @@ class DurableWrites:
 
     def __init__(self, threads: int = 16, max_pending: int | None = None) -> None:
         self.threads = max(0, int(threads))
-        self._pool = ThreadPoolExecutor(self.threads, "durable-write") if self.threads else None
+        self._pool = shared_pool(self.threads, "durable-write") if self.threads else None
         self._slots = threading.BoundedSemaphore(max_pending or 4 * max(1, self.threads))
         self._pending: deque[Future] = deque()
         self._lock = threading.Lock()
@@ -112,12 +113,8 @@ class DurableWrites:
             fut.result()
 
     def close(self) -> None:
-        """Flush, then stop the threads."""
-        try:
-            self.flush()
-        finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
+        """Wait for every file handed over (the threads stay, for the next user)."""
+        self.flush()
 
     def __enter__(self) -> DurableWrites:
         return self
@@ -125,5 +122,18 @@ class DurableWrites:
     def __exit__(self, *exc: object) -> None:
         if exc[0] is None:
             self.close()
-        elif self._pool is not None:  # already failing: finish what runs, report the first error
-            self._pool.shutdown(wait=True)
+            return
+        # Already failing: let the writes in flight end, so none outlives this with-block.
+        for fut in list(self._pending):
+            fut.exception()
+
+
+@functools.cache
+def shared_pool(threads: int, name: str) -> ThreadPoolExecutor:
+    """One pool of ``threads`` threads per name for the life of the process.
+
+    Starting fresh threads for each chunk of work costs more than the start: glibc keeps up
+    to 40 MB of freed thread stacks, with the pages they touched, for threads to come, so a
+    slide's worth of chunks leaves the process that much larger than one chunk does.
+    """
+    return ThreadPoolExecutor(threads, name)

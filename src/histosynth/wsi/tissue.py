@@ -146,7 +146,11 @@ def read_thumbnail(
         if k == 1:
             out[r : r + n] = region
         else:  # exact k×k box average with rounding, in integers (a float mean is 5× slower)
-            total = region.reshape(n, k, tw, k, 3).sum(axis=(1, 3), dtype=np.uint32)
+            # k² strided adds: a sum over the reshaped axes (1, 3) walks memory k times slower.
+            total = np.zeros((n, tw, 3), np.uint32)
+            for dy in range(k):
+                for dx in range(k):
+                    total += region[dy : n * k : k, dx : tw * k : k]
             out[r : r + n] = ((total + k * k // 2) // (k * k)).astype(np.uint8)
     return out, lds * k
 
