@@ -42,7 +42,7 @@ from histosynth.data.composition import SamplingConfig, composition, select_patc
 from histosynth.data.durable_writes import DurableWrites
 from histosynth.data.patch_dataset import PatchDatasetWriter
 from histosynth.distributed.cache import per_worker
-from histosynth.heap import limit_arenas, trim
+from histosynth.heap import trim
 from histosynth.jobs import RunSummary, run_items
 from histosynth.seeding import numpy_rng
 
@@ -197,7 +197,6 @@ def _extract_chunk(
     # they cost twice the read. Bounded queues keep memory flat; rows are gathered in patch
     # order, so the shard is the same whatever the thread counts.
     threads = item_cores() + 1
-    limit_arenas(item_cores())  # see histosynth.heap: per-thread arenas pile up freed patches
     rows: list[dict[str, Any]] = []
     in_flight: deque[Future] = deque()
     patches = zip(*(item[k] for k in keys), strict=True)

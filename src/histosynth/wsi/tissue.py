@@ -158,8 +158,10 @@ def read_thumbnail(
 def saturation(rgb: np.ndarray) -> np.ndarray:
     """HSV saturation in [0, 1] of uint8 RGB: ``(max - min) / max`` (0 for black)."""
     rgb = np.asarray(rgb)
-    mx = rgb.max(axis=-1).astype(np.float32)
-    diff = mx - rgb.min(axis=-1)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    # Element-wise over the three planes: a reduction over a last axis of 3 is ten times slower.
+    mx = np.maximum(np.maximum(r, g), b).astype(np.float32)
+    diff = mx - np.minimum(np.minimum(r, g), b)
     diff /= np.maximum(mx, 1, out=mx)  # in place, float32 throughout: a thumbnail's worth of memory
     return diff  # 0 where max is 0: then min is 0 too
 
