@@ -145,7 +145,10 @@ def doc_tables(result: dict) -> dict[str, str]:
     sizes = [f"{r['size'][0]:,} × {r['size'][1]:,}" for r in (small, big)]
     head = ["stage", f"{sizes[0]} px: items, time", f"{sizes[1]} px: items, time", "items/s, small / large",
             "throughput large / small", "peak MB small", "peak MB large", "peak large / small (goal ≤ 1.25)"]  # fmt: skip
-    note = f"Measured {result['created'][:10]} on {m['cpu']} ({m['cores']} cores)."
+    load = " → ".join(
+        ", ".join(f"{v:.1f}" for v in m[k]) for k in ("load_avg_at_start", "load_avg_end") if k in m
+    )
+    note = f"Measured {result['created'][:10]} on {m['cpu']} ({m['cores']} cores; load average {load})."
     return {"bench_wholeslide:table": note + "\n\n" + table(head, rows)}
 
 
