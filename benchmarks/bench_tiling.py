@@ -486,6 +486,15 @@ def summary_rows(result: dict) -> list[dict]:
     return rows
 
 
+def _cpu_pair(peer: dict, ours: dict | None) -> str:
+    """``peer / ours`` CPU milliseconds per patch where measured (histolab's run has none)."""
+
+    def ms(run: dict | None) -> str:
+        return f"{run['cpu_ms_per_patch']:.2f}" if run and "cpu_ms_per_patch" in run else "–"
+
+    return f"{ms(peer)} / {ms(ours)}"
+
+
 def doc_tables(result: dict) -> dict[str, str]:
     """The docs' tables (``docs/tiling.md``), from a results JSON: block name → Markdown."""
     from doc_tables import table
@@ -515,7 +524,7 @@ def doc_tables(result: dict) -> dict[str, str]:
         peers.append([f"hs2p {h['version']}", "coordinates only", f"{h['side']:,} px",
                       f"`tile_slides(save_tiles=False)`: {c['hs2p']['patches']:,} tiles, {c['hs2p']['seconds']:.2f} s, "
                       f"{c['hs2p']['patches_per_s']:.0f}/s", f"`tile`: {tile['tiles']:,} tiles, {tile['tile_s']:.2f} s, "
-                      f"{tile['tiles_per_s']:.0f}/s", f"**{c['speedup']:.2f}×**"])  # fmt: skip
+                      f"{tile['tiles_per_s']:.0f}/s", f"**{c['speedup']:.2f}×**", _cpu_pair(c["hs2p"], None)])  # fmt: skip
         px = h["pixels"]
         for mode, o in px["histosynth"].items():
             peers.append([f"hs2p {h['version']}", f"pixels on disk (`--png {mode}`)", f"{h['side']:,} px",
@@ -523,19 +532,20 @@ def doc_tables(result: dict) -> dict[str, str]:
                           f"{px['hs2p']['seconds']:.2f} s, {px['hs2p']['patches_per_s']:.0f}/s",
                           f"`tile` + `dataset` (PNG + map files): {o['patches']:,} patches, "
                           f"{o['tile_s'] + o['dataset_s']:.2f} s, {o['patches_per_s']:.0f}/s",
-                          f"**{px['speedup'][mode]:.2f}×**"])  # fmt: skip
+                          f"**{px['speedup'][mode]:.2f}×**", _cpu_pair(px["hs2p"], o)])  # fmt: skip
     if "histolab" in result:
         h, o = result["histolab"], result["histolab"]["histosynth_1_worker"]
         peers.append([f"histolab {h['version']}", "pixels on disk (`--png compat`)", f"{h['side']:,} px",
                       f"`GridTiler` (PNG files): {h['histolab']['patches']:,} tiles, {h['histolab']['seconds']:.1f} s, "
                       f"{h['histolab']['patches_per_s']:.0f}/s",
                       f"`tile` + `dataset`, one process: {o['patches']:,} patches, {o['tile_s'] + o['dataset_s']:.2f} s, "
-                      f"{o['patches_per_s']:.0f}/s", f"**{h['speedup']:.2f}×**"])  # fmt: skip
+                      f"{o['patches_per_s']:.0f}/s", f"**{h['speedup']:.2f}×**", _cpu_pair(h["histolab"], o)])  # fmt: skip
     out = {"bench_tiling:runs": machine + "\n\n" + runs}
     if peers:
         out["bench_tiling:peers"] = table(
-            ["peer", "compared", "slide", "peer", "histosynth", "histosynth speed-up"], peers
-        )
+            ["peer", "compared", "slide", "peer", "histosynth", "histosynth speed-up (wall)",
+             "CPU ms a patch, peer / histosynth"], peers,
+        )  # fmt: skip
     if "encode" in result["runs"][0]:
         e = result["runs"][0]["encode"]
         enc = [[mode, f"{e[mode]['ms_per_patch']:.2f}", f"{e[mode]['per_read']:.2f}", f"{e[mode]['kb_per_patch']:.0f}"]
