@@ -10,21 +10,31 @@ each in a fresh process so peak memory is its own:
     mode (``--png compat``, the default and the bytes of earlier releases; ``fast``;
     ``stored``: the same pixels, see ``histosynth.data.png``).
 ``raw``
-    The same reader reading the same patch regions (``read_at_mpp``) in one process per core
-    (``--raw-workers``), with no other work: the limit the pipeline is measured against.
+    The same reader reading the same patch regions (``read_at_mpp``) with no other work, two
+    ways: one process per core (``--raw-workers``), and one process whose threads (one more
+    than cores, as the ``dataset`` stage runs them) share one reader per chunk of 128 patches,
+    as the pipeline does. The raw read limit is the faster of the two.
 ``encode``
     PNG encoding of one image + map pair in each PNG mode, and reading one patch, in one
     process (the dataset format's fixed cost against the read).
 ``histolab``
     histolab's ``GridTiler`` (installed by this script in ``benchmarks/_work/venv-histolab``)
     on the same slide, patch size, level and tissue threshold, one process (histolab has no
-    workers); compared with the pipeline run with one worker process.
+    workers); compared with the pipeline run with one worker process. It writes one PNG per
+    tile (no label maps).
 ``hs2p``
-    hs2p's ``tile_slides`` with ``save_tiles`` (tissue segmentation, coordinates and the tiles
-    as JPEG in a tar; installed by this script in ``benchmarks/_work/venv-hs2p``, or the
+    hs2p's ``tile_slides`` (installed by this script in ``benchmarks/_work/venv-hs2p``, or the
     interpreter given with ``--hs2p-python``) on the same slide, patch size, mpp and tissue
-    share, with one worker per core (``--raw-workers``); compared with the pipeline in each PNG
-    mode.
+    share, with one worker per core (``--raw-workers``), run twice so that each side is
+    compared with the same kind of output: *coordinates* (``save_tiles=False``: HSV tissue
+    segmentation, the grid, a ``.npz`` of coordinates) against ``histosynth tile`` (tissue
+    mask, grid, ``tiles.parquet``, QC pictures); *pixels on disk* (``save_tiles=True``: the
+    same, then every tile read and written as a JPEG, quality 90, into one tar per slide)
+    against ``tile`` + ``dataset`` in each PNG mode (every patch written as a lossless PNG
+    file plus a PNG label map file, each synced to disk before the chunk is recorded done).
+
+Every timed section also reports its CPU seconds (all threads and worker processes): on a
+shared machine wall time moves with the neighbours' load, CPU time per patch much less.
 
 Usage::
 
@@ -127,8 +137,18 @@ def make_slide(side: int) -> dict[str, str]:
 # 0.8 s, a constant that would otherwise dominate the small slides).
 STAGE_MODULES = ("histosynth.cli.tile", "histosynth.cli.dataset", "histosynth.wsi.tile_stage",
                  "histosynth.data.build", "histosynth.wsi.label_sources", "histosynth.wsi.qc",
-                 "histosynth.data.png", "scipy.ndimage", "skimage.morphology", "skimage.filters",
-                 "pandas", "pyarrow.parquet", "openslide", "imagecodecs")  # fmt: skip
+                 "histosynth.data.png", "histosynth.errors", "scipy.ndimage", "skimage.morphology",
+                 "skimage.filters", "skimage.transform", "packaging.version", "pandas", "pyarrow.parquet",
+                 "pyarrow.dataset", "pyarrow.pandas_compat", "openslide", "imagecodecs", "tifffile",
+                 "PIL.ImageDraw", "PIL.PngImagePlugin", "PIL.JpegImagePlugin")  # fmt: skip
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads) and of its children that have ended."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def child_pipeline(spec: dict) -> dict:
@@ -141,7 +161,7 @@ def child_pipeline(spec: dict) -> dict:
     out = Path(spec["out"])
     shutil.rmtree(out, ignore_errors=True)
     os.environ["HISTOSYNTH_PROGRESS"] = "0"
-    times = {}
+    times, cpu0 = {}, cpu_seconds()
     for stage, argv in [
         (
             "tile",
@@ -192,41 +212,60 @@ def child_pipeline(spec: dict) -> dict:
     import pandas as pd
 
     n = len(pd.read_parquet(out / "ds" / "index.parquet"))
-    total = times["tile"] + times["dataset"]
+    total, cpu = times["tile"] + times["dataset"], cpu_seconds() - cpu0
     return {
         "tile_s": round(times["tile"], 3),
         "dataset_s": round(times["dataset"], 3),
         "patches": n,
         "patches_per_s": round(n / total, 2),
+        "cpu_s": round(cpu, 3),
+        "cpu_ms_per_patch": round(cpu / n * 1e3, 3),
     }
 
 
-def _read_chunk(path: str, rows: list[tuple[int, int]]) -> int:
+def _read_chunk(path: str, rows: list[tuple[int, int]], threads: int = 1) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
     from histosynth.wsi import open_slide
 
     with open_slide(path) as s:
-        for x0, y0 in rows:
-            s.read_at_mpp(x0, y0, SIZE, MPP)
+        if threads <= 1:
+            for x0, y0 in rows:
+                s.read_at_mpp(x0, y0, SIZE, MPP)
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                for _ in pool.map(lambda xy: s.read_at_mpp(xy[0], xy[1], SIZE, MPP), rows):
+                    pass
     return len(rows)
 
 
 def child_raw(spec: dict) -> dict:
+    """Read the dataset's patches with processes, then with threads; the faster is the limit."""
     from concurrent.futures import ProcessPoolExecutor
 
     import pandas as pd
 
+    from histosynth.distributed.executors import item_cores
+
     index = pd.read_parquet(Path(spec["out"]) / "ds" / "index.parquet")
     rows = list(zip(index["x0"].tolist(), index["y0"].tolist(), strict=True))
-    chunk = 128  # the dataset stage's chunk size: same locality per process
+    chunk = 128  # the dataset stage's chunk size: same locality
     parts = [rows[i : i + chunk] for i in range(0, len(rows), chunk)]
-    t = time.perf_counter()
-    if spec["workers"] <= 1:
-        n = sum(_read_chunk(spec["slide"], p) for p in parts)
-    else:
-        with ProcessPoolExecutor(spec["workers"]) as pool:
-            n = sum(pool.map(_read_chunk, [spec["slide"]] * len(parts), parts))
-    dt = time.perf_counter() - t
-    return {"seconds": round(dt, 3), "patches": n, "patches_per_s": round(n / dt, 2)}
+    out = {}
+    for how in ("processes", "threads"):
+        t, cpu0 = time.perf_counter(), cpu_seconds()
+        if how == "threads":
+            n = sum(_read_chunk(spec["slide"], p, item_cores() + 1) for p in parts)
+        elif spec["workers"] <= 1:
+            n = sum(_read_chunk(spec["slide"], p) for p in parts)
+        else:
+            with ProcessPoolExecutor(spec["workers"]) as pool:
+                n = sum(pool.map(_read_chunk, [spec["slide"]] * len(parts), parts))
+        dt, cpu = time.perf_counter() - t, cpu_seconds() - cpu0
+        out[how] = {"seconds": round(dt, 3), "patches": n, "patches_per_s": round(n / dt, 2),
+                    "cpu_s": round(cpu, 3), "cpu_ms_per_patch": round(cpu / n * 1e3, 3)}  # fmt: skip
+    best = max(out, key=lambda k: out[k]["patches_per_s"])
+    return {**out[best], "limit": best, **out}
 
 
 def child_encode(spec: dict) -> dict:
@@ -324,20 +363,29 @@ from hs2p import (FilterConfig, MaskSamplingConfig, PreviewConfig, SegmentationC
                   TilingConfig, tile_slides)
 spec = json.loads(sys.argv[1])
 out = Path(spec["out"]); shutil.rmtree(out, ignore_errors=True); out.mkdir(parents=True)
-t = time.perf_counter()
+import resource
+def cpu():
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+t, c = time.perf_counter(), cpu()
 tile_slides(
     [SlideSpec(sample_id="s", image_path=Path(spec["slide"]), spacing_at_level_0=spec["mpp"])],
     tiling=TilingConfig(requested_spacing_um=spec["mpp"], requested_tile_size_px=spec["size"],
                         tolerance=0.05, overlap=0.0, backend="openslide", mask_backend="openslide"),
     segmentation=SegmentationConfig(method="hsv"), filtering=FilterConfig(),
     preview=PreviewConfig(save_mask_preview=False, save_tiling_preview=False),
-    output_dir=out, num_workers=spec["workers"], save_tiles=True,
+    output_dir=out, num_workers=spec["workers"], save_tiles=spec["save_tiles"],
     masks=MaskSamplingConfig(pixel_mapping={"background": 0, "tissue": 1},
                              min_coverage={"tissue": spec["min_tissue"]}),
 )
-dt = time.perf_counter() - t
-n = sum(sum(m.isfile() and m.name.endswith(".jpg") for m in tarfile.open(p)) for p in out.rglob("*.tar"))
-print(json.dumps({"seconds": round(dt, 3), "patches": n, "patches_per_s": round(n / dt, 2)}))
+dt, cpu_s = time.perf_counter() - t, cpu() - c
+if spec["save_tiles"]:
+    n = sum(sum(m.isfile() and m.name.endswith(".jpg") for m in tarfile.open(p)) for p in out.rglob("*.tar"))
+else:
+    import numpy as np
+    n = sum(len(np.load(p)["x"]) for p in out.rglob("*.coordinates.npz"))
+print(json.dumps({"seconds": round(dt, 3), "patches": n, "patches_per_s": round(n / dt, 2),
+                  "cpu_s": round(cpu_s, 3), "cpu_ms_per_patch": round(cpu_s / max(n, 1) * 1e3, 3)}))
 """
 
 
@@ -348,6 +396,49 @@ def hs2p_python(given: Path | None) -> Path:
     return peer_venv(
         "hs2p", "hs2p, openslide", ["--only-binary=:all:", "hs2p", "openslide-python", "openslide-bin"]
     )
+
+
+def hs2p_comparison(result: dict, side: int, args: argparse.Namespace) -> dict:
+    """hs2p against the pipeline on the largest slide, like with like: coordinates only, then
+    pixels on disk (see the module's docstring); each hs2p run right after ours, so a load
+    change on a shared machine moves both of a pair."""
+    files = make_slide(side)
+    py = hs2p_python(args.hs2p_python)
+    peer = {
+        "slide": files["slide"],
+        "size": SIZE,
+        "mpp": MPP,
+        "min_tissue": MIN_TISSUE,
+        "workers": args.raw_workers,
+    }
+    coords = run_child(
+        "hs2p", {**peer, "out": str(WORK / f"hs2p{side}-coords"), "save_tiles": False}, python=py
+    )
+    ours = next(r["pipeline"] for r in result["runs"] if r["side"] == side)  # the same slide's runs
+    tile = {m: {"tiles": o["patches"], "tile_s": o["tile_s"], "tiles_per_s": round(o["patches"] / o["tile_s"], 2)}
+            for m, o in ours.items()}  # fmt: skip
+    best_tile = max(t["tiles_per_s"] for t in tile.values())  # the tile stage is the same in every mode
+    pixels = run_child("hs2p", {**peer, "out": str(WORK / f"hs2p{side}"), "save_tiles": True}, python=py)
+    return {
+        "version": peer_version(py, "hs2p"),
+        "side": side,
+        "workers": {"hs2p": args.raw_workers, "histosynth": args.workers},
+        "coordinates": {
+            "hs2p": {**coords, "output": "HSV tissue mask, grid, coordinates .npz"},
+            "histosynth_tile": tile,
+            "speedup": round(best_tile / coords["patches_per_s"], 2),
+        },
+        "pixels": {
+            "hs2p": {
+                **pixels,
+                "output": "coordinates + every tile as JPEG (quality 90) in one tar; no label maps",
+            },
+            "histosynth": ours,
+            "histosynth_output": "tiles table + every patch as a PNG file and its label map as a PNG file, "
+            "synced before each chunk is recorded done",
+            "speedup": {m: round(o["patches_per_s"] / pixels["patches_per_s"], 2) for m, o in ours.items()},
+        },
+    }
 
 
 def run_child(kind: str, spec: dict, python: Path | None = None) -> dict:
@@ -375,16 +466,93 @@ def summary_rows(result: dict) -> list[dict]:
         for mode, ratio in r["ratio_to_raw"].items():
             rows.append({"metric": f"tile + dataset throughput / raw read limit ({r['side']} px slide, --png {mode})",
                          "value": f"{ratio:.2f}", "goal": "≥ 0.8", "met": ratio >= 0.8})  # fmt: skip
+            cpu = r.get("cpu_ratio_to_raw", {}).get(mode)
+            if cpu is not None:
+                rows.append({"metric": f"raw read / (tile + dataset), CPU time per patch ({r['side']} px slide, "
+                                       f"--png {mode})", "value": f"{cpu:.2f}", "goal": "measured", "met": True})  # fmt: skip
     if "histolab" in result:
         h = result["histolab"]
         rows.append({"metric": f"speed-up vs histolab {h['version']} ({h['side']} px, 1 worker)",
                      "value": f"{h['speedup']:.2f}x", "goal": "≥ 1", "met": h["speedup"] >= 1})  # fmt: skip
     if "hs2p" in result:
         h = result["hs2p"]
-        for mode, speedup in h["speedup"].items():
-            rows.append({"metric": f"speed-up vs hs2p {h['version']} ({h['side']} px, --png {mode})",
+        c = h["coordinates"]["speedup"]
+        rows.append({"metric": f"speed-up vs hs2p {h['version']}, coordinates (tile vs save_tiles=False, {h['side']} px)",
+                     "value": f"{c:.2f}x", "goal": "≥ 1", "met": c >= 1})  # fmt: skip
+        for mode, speedup in h["pixels"]["speedup"].items():
+            rows.append({"metric": f"speed-up vs hs2p {h['version']}, pixels on disk (tile + dataset --png {mode} "
+                                   f"vs save_tiles=True, {h['side']} px)",
                          "value": f"{speedup:.2f}x", "goal": "≥ 1", "met": speedup >= 1})  # fmt: skip
     return rows
+
+
+def _cpu_pair(peer: dict, ours: dict | None) -> str:
+    """``peer / ours`` CPU milliseconds per patch where measured (histolab's run has none)."""
+
+    def ms(run: dict | None) -> str:
+        return f"{run['cpu_ms_per_patch']:.2f}" if run and "cpu_ms_per_patch" in run else "–"
+
+    return f"{ms(peer)} / {ms(ours)}"
+
+
+def doc_tables(result: dict) -> dict[str, str]:
+    """The docs' tables (``docs/tiling.md``), from a results JSON: block name → Markdown."""
+    from doc_tables import table
+
+    m = result["machine"]
+    load = ", ".join(f"{v:.1f}" for v in m.get("load_avg_at_start", []))
+    machine = f"Measured {result['created'][:10]} on {m['cpu']} ({m['cores']} cores; load average {load} at the start)."
+    rows = []
+    for r in result["runs"]:
+        for i, (mode, p) in enumerate(r["pipeline"].items()):
+            raw = r["raw"][mode]
+            rows.append([f"{r['side']:,} px" if i == 0 else "", f"{p['patches']:,}" if i == 0 else "", mode,
+                         f"{p['tile_s']:.2f}", f"{p['dataset_s']:.2f}", f"{p['patches_per_s']:.0f}",
+                         f"{raw['patches_per_s']:.0f} ({raw.get('limit', 'processes')})",
+                         f"**{r['ratio_to_raw'][mode]:.2f}**",
+                         f"{p.get('cpu_ms_per_patch', float('nan')):.2f} / {raw.get('cpu_ms_per_patch', float('nan')):.2f}",
+                         f"{r.get('cpu_ratio_to_raw', {}).get(mode, float('nan')):.2f}",
+                         f"{p['peak_rss_mb']:.0f}"])  # fmt: skip
+    runs = table(["slide side", "patches", "`--png`", "`tile` (s)", "`dataset` (s)", "tile + dataset patches/s",
+                  "raw read limit patches/s (how)", "ratio", "CPU ms/patch, pipeline / raw", "CPU ratio",
+                  "peak MB"], rows)  # fmt: skip
+    peers = []
+    if "hs2p" in result:
+        h = result["hs2p"]
+        c = h["coordinates"]
+        tile = max(c["histosynth_tile"].values(), key=lambda t: t["tiles_per_s"])
+        peers.append([f"hs2p {h['version']}", "coordinates only", f"{h['side']:,} px",
+                      f"`tile_slides(save_tiles=False)`: {c['hs2p']['patches']:,} tiles, {c['hs2p']['seconds']:.2f} s, "
+                      f"{c['hs2p']['patches_per_s']:.0f}/s", f"`tile`: {tile['tiles']:,} tiles, {tile['tile_s']:.2f} s, "
+                      f"{tile['tiles_per_s']:.0f}/s", f"**{c['speedup']:.2f}×**", _cpu_pair(c["hs2p"], None)])  # fmt: skip
+        px = h["pixels"]
+        for mode, o in px["histosynth"].items():
+            peers.append([f"hs2p {h['version']}", f"pixels on disk (`--png {mode}`)", f"{h['side']:,} px",
+                          f"`save_tiles=True` (JPEG in a tar): {px['hs2p']['patches']:,} tiles, "
+                          f"{px['hs2p']['seconds']:.2f} s, {px['hs2p']['patches_per_s']:.0f}/s",
+                          f"`tile` + `dataset` (PNG + map files): {o['patches']:,} patches, "
+                          f"{o['tile_s'] + o['dataset_s']:.2f} s, {o['patches_per_s']:.0f}/s",
+                          f"**{px['speedup'][mode]:.2f}×**", _cpu_pair(px["hs2p"], o)])  # fmt: skip
+    if "histolab" in result:
+        h, o = result["histolab"], result["histolab"]["histosynth_1_worker"]
+        peers.append([f"histolab {h['version']}", "pixels on disk (`--png compat`)", f"{h['side']:,} px",
+                      f"`GridTiler` (PNG files): {h['histolab']['patches']:,} tiles, {h['histolab']['seconds']:.1f} s, "
+                      f"{h['histolab']['patches_per_s']:.0f}/s",
+                      f"`tile` + `dataset`, one process: {o['patches']:,} patches, {o['tile_s'] + o['dataset_s']:.2f} s, "
+                      f"{o['patches_per_s']:.0f}/s", f"**{h['speedup']:.2f}×**", _cpu_pair(h["histolab"], o)])  # fmt: skip
+    out = {"bench_tiling:runs": machine + "\n\n" + runs}
+    if peers:
+        out["bench_tiling:peers"] = table(
+            ["peer", "compared", "slide", "peer", "histosynth", "histosynth speed-up (wall)",
+             "CPU ms a patch, peer / histosynth"], peers,
+        )  # fmt: skip
+    if "encode" in result["runs"][0]:
+        e = result["runs"][0]["encode"]
+        enc = [[mode, f"{e[mode]['ms_per_patch']:.2f}", f"{e[mode]['per_read']:.2f}", f"{e[mode]['kb_per_patch']:.0f}"]
+               for mode in PNG_MODES if mode in e]  # fmt: skip
+        out["bench_tiling:encode"] = (f"Reading one patch: {e['read_ms_per_patch']:.2f} ms ({result['runs'][0]['side']:,} px slide).\n\n"
+                                      + table(["`--png`", "encode image + map (ms)", "× the read", "KB a patch"], enc))  # fmt: skip
+    return out
 
 
 def main() -> None:
@@ -400,12 +568,22 @@ def main() -> None:
     ap.add_argument("--no-hs2p", action="store_true")
     ap.add_argument("--hs2p-python", type=Path, default=None, help="An interpreter with hs2p installed")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "tiling.json")
+    ap.add_argument(
+        "--doc", type=Path, default=None, help="Write the tables of --out's JSON into this page; no run"
+    )
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("spec", nargs="?", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         fn = {"pipeline": child_pipeline, "raw": child_raw, "encode": child_encode}[args.child]
         print(json.dumps(fn(json.loads(args.spec))))
+        return
+    if args.doc:
+        sys.path.insert(0, str(HERE))  # doc_tables.py, also when imported
+        from doc_tables import replace_block
+
+        for name, text in doc_tables(json.loads(args.out.read_text())).items():
+            replace_block(args.doc, name, text)
         return
 
     import histosynth
@@ -443,6 +621,10 @@ def main() -> None:
             run["ratio_to_raw"][mode] = round(
                 run["pipeline"][mode]["patches_per_s"] / run["raw"][mode]["patches_per_s"], 3
             )
+            # The same ratio in CPU time per patch: what the wall ratio would be on idle cores.
+            run.setdefault("cpu_ratio_to_raw", {})[mode] = round(
+                run["raw"][mode]["cpu_ms_per_patch"] / run["pipeline"][mode]["cpu_ms_per_patch"], 3
+            )
         if side == min(args.sides):
             run["encode"] = run_child("encode", spec)
             procs = {**spec, "workers": args.raw_workers}  # a process per core instead of threads
@@ -450,22 +632,7 @@ def main() -> None:
         print(json.dumps(run), flush=True)
         result["runs"].append(run)
     if not args.no_hs2p:
-        side = max(args.sides)
-        files = make_slide(side)
-        py = hs2p_python(args.hs2p_python)
-        peer_spec = {"slide": files["slide"], "out": str(WORK / f"hs2p{side}"), "size": SIZE, "mpp": MPP,
-                     "min_tissue": MIN_TISSUE, "workers": args.raw_workers}  # fmt: skip
-        hs = run_child("hs2p", peer_spec, python=py)
-        ours = next(r["pipeline"] for r in result["runs"] if r["side"] == side)  # the same slide's runs
-        result["hs2p"] = {
-            "version": peer_version(py, "hs2p"),
-            "side": side,
-            "workers": {"hs2p": args.raw_workers, "histosynth": args.workers},
-            "output": "JPEG (quality 90) tiles in a tar, coordinates; no label maps",
-            "hs2p": hs,
-            "histosynth": ours,
-            "speedup": {m: round(o["patches_per_s"] / hs["patches_per_s"], 2) for m, o in ours.items()},
-        }
+        result["hs2p"] = hs2p_comparison(result, max(args.sides), args)
         print(json.dumps(result["hs2p"]), flush=True)
     if not args.no_histolab:
         side = args.histolab_side or max(args.sides)

@@ -125,6 +125,33 @@ def summary_rows(result: dict) -> list[dict]:
     return rows
 
 
+def doc_tables(result: dict) -> dict[str, str]:
+    """The docs' table (``docs/scaling.md``), from a results JSON: block name → Markdown."""
+    from doc_tables import table
+
+    big, small = result["large"], result["small"]
+    m = result["machine"]
+    rows = []
+    for stage in ("generator", *STAGES):
+        b, s = big[stage], small[stage]
+        if stage == "generator":
+            speed = [f"{s['seconds']:.1f} s", f"{b['seconds']:.1f} s", "", ""]
+        else:
+            speed = [f"{s['items']:,} in {s['seconds']:.1f} s", f"{b['items']:,} in {b['seconds']:.1f} s",
+                     f"{s['items_per_s']:.0f} / {b['items_per_s']:.0f}", f"{b['items_per_s'] / s['items_per_s']:.2f}"]  # fmt: skip
+        ratio = b["peak_rss_mb"] / s["peak_rss_mb"]
+        rows.append([f"`{stage}`" if stage != "generator" else "generator (`synth-slide`)", *speed,
+                     f"{s['peak_rss_mb']:.0f}", f"{b['peak_rss_mb']:.0f}", f"**{ratio:.2f}**"])  # fmt: skip
+    sizes = [f"{r['size'][0]:,} × {r['size'][1]:,}" for r in (small, big)]
+    head = ["stage", f"{sizes[0]} px: items, time", f"{sizes[1]} px: items, time", "items/s, small / large",
+            "throughput large / small", "peak MB small", "peak MB large", "peak large / small (goal ≤ 1.25)"]  # fmt: skip
+    load = " → ".join(
+        ", ".join(f"{v:.1f}" for v in m[k]) for k in ("load_avg_at_start", "load_avg_end") if k in m
+    )
+    note = f"Measured {result['created'][:10]} on {m['cpu']} ({m['cores']} cores; load average {load})."
+    return {"bench_wholeslide:table": note + "\n\n" + table(head, rows)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--large", type=_size, default=(40000, 30000))
@@ -132,8 +159,18 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="6000x4500 against 2000x1500")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "wholeslide.json")
     ap.add_argument("--summary-only", action="store_true", help="recompute the summary rows of --out")
+    ap.add_argument(
+        "--doc", type=Path, default=None, help="Write the table of --out's JSON into this page; no run"
+    )
     ap.add_argument("--child-slide", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.doc:
+        sys.path.insert(0, str(HERE))  # doc_tables.py, also when imported
+        from doc_tables import replace_block
+
+        for name, text in doc_tables(json.loads(args.out.read_text())).items():
+            replace_block(args.doc, name, text)
+        return
     if args.summary_only:
         result = json.loads(args.out.read_text())
         result["summary"] = summary_rows(result)

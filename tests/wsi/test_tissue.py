@@ -69,3 +69,23 @@ def test_no_mpp_is_a_clear_error():
     s = ArrayReader(np.zeros((64, 64, 3), np.uint8), mpp=None, name="scan.png")
     with pytest.raises(SlideError, match=r"scan\.png.*--mpp"):
         detect_tissue(s)
+
+
+@pytest.mark.parametrize(
+    ("thumb_mpp", "shape", "threshold", "digest"),
+    [
+        (4.0, (370, 277), 0.2052951455116272, "57ecc3c91e7b2420"),
+        (1.0, (1483, 1110), 0.236328125, "804bcbaa147cba71"),
+    ],
+)
+def test_strip_wise_mask_is_the_whole_array_mask(thumb_mpp, shape, threshold, digest):
+    # Pinned from the version that held saturation, brightness and the labels thumbnail-sized:
+    # computing them strip by strip and the filters in place changes no pixel.
+    import hashlib
+
+    from histosynth.samples import cmu_small_region
+
+    with open_slide(cmu_small_region()) as s:
+        t = detect_tissue(s, TissueConfig(thumb_mpp=thumb_mpp))
+    assert t.mask.shape == shape and t.mask.dtype == bool and t.threshold == threshold
+    assert hashlib.sha256(t.mask.tobytes()).hexdigest()[:16] == digest

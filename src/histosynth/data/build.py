@@ -39,8 +39,10 @@ from histosynth.artifacts import (
 from histosynth.config import ConfigError, config_to_dict, register_presets
 from histosynth.data.classmap import ClassMap
 from histosynth.data.composition import SamplingConfig, composition, select_patches
+from histosynth.data.durable_writes import DurableWrites
 from histosynth.data.patch_dataset import PatchDatasetWriter
 from histosynth.distributed.cache import per_worker
+from histosynth.heap import trim
 from histosynth.jobs import RunSummary, run_items
 from histosynth.seeding import numpy_rng
 
@@ -50,6 +52,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DatasetConfig", "run"]
 
+# I/O threads per extraction chunk: enough concurrent fsyncs that one journal commit serves
+# many files (16: 0.5 ms per file on ext4, against 4 ms synced one at a time).
+IO_THREADS = 16
 SourceLike = Any  # a LabelSource, or a zero-argument callable returning one (loaded per slide)
 
 
@@ -176,36 +181,47 @@ def _extract_chunk(
 ) -> int:
     import itertools
     from collections import deque
-    from concurrent.futures import Future, ThreadPoolExecutor
+    from concurrent.futures import Future
 
+    from histosynth.data.durable_writes import shared_pool
     from histosynth.distributed.executors import item_cores
     from histosynth.wsi.readers import open_slide
 
     slide = item["slide"]
     src = _source(f"{folder}:{config_id}:{slide}", source)
-    writer = PatchDatasetWriter(folder, classes, png=png)
     keys = ("x0", "y0", "tissue", "homogeneous", "bin", "split")
-    # Reading (OpenSlide, tifffile), PNG encoding and the fsync of each write release the GIL,
-    # so threads keep this process's cores busy without the start-up of more processes; one
-    # thread more than cores overlaps a thread's fsync with the others' work. A bounded queue
-    # keeps memory flat; rows are gathered in patch order, so the shard is the same whatever
-    # the thread count.
+    # Reading (OpenSlide, tifffile) and PNG encoding release the GIL, so threads keep this
+    # process's cores busy without the start-up of more processes; one thread more than cores
+    # covers the moments a thread holds the GIL. The files go to a wide pool of I/O threads
+    # whose fsyncs share journal commits (histosynth.data.durable_writes): synced one by one
+    # they cost twice the read. Bounded queues keep memory flat; rows are gathered in patch
+    # order, so the shard is the same whatever the thread counts.
     threads = item_cores() + 1
     rows: list[dict[str, Any]] = []
     in_flight: deque[Future] = deque()
     patches = zip(*(item[k] for k in keys), strict=True)
-    with open_slide(item["path"], mpp=item["slide_mpp"], reader=item["reader"]) as rd:
+    with (
+        DurableWrites(IO_THREADS) as sink,
+        open_slide(item["path"], mpp=item["slide_mpp"], reader=item["reader"]) as rd,
+    ):
+        writer = PatchDatasetWriter(folder, classes, png=png, sink=sink)
         args = (rd, src, writer, item, fill_id, max_brightness)
         # The first patch here, alone: sources build their index or open their file on first
         # use, which threads must not race to do.
         rows += [_extract_patch(*args, *first) for first in itertools.islice(patches, 1)]
-        with ThreadPoolExecutor(threads) as pool:
+        pool = shared_pool(threads, "extract")  # the same threads for every chunk (see shared_pool)
+        try:
             for values in patches:
                 in_flight.append(pool.submit(_extract_patch, *args, *values))
                 if len(in_flight) >= 2 * threads:
                     rows.append(in_flight.popleft().result())
             rows += [fut.result() for fut in in_flight]
-    return writer.write_shard(key, rows)
+        finally:  # a failed patch: the others end before the reader closes under them
+            for fut in in_flight:
+                fut.cancel() or fut.exception()
+        count = writer.write_shard(key, rows)
+    trim()  # the threads' arenas keep what they freed: without this a slide's chunks pile up
+    return count
 
 
 def _extract_patch(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from histosynth.artifacts import (
     write_manifest,
 )
 from histosynth.data.classmap import ClassMap
+
+if TYPE_CHECKING:
+    from histosynth.data.durable_writes import DurableWrites
 
 __all__ = [
     "PatchDataset",
@@ -102,9 +105,15 @@ class PatchDatasetWriter:
         How images and maps are encoded (:data:`histosynth.data.png.PNG_MODES`; with
         ``stored`` the maps are written ``fast``): the pixels are the same whichever is chosen,
         so it is not part of the dataset's identity.
+    sink
+        Where the files go (:class:`~histosynth.data.durable_writes.DurableWrites`: background
+        I/O threads); ``None`` writes each file before :meth:`write_patch` returns. Either way
+        :meth:`write_shard` records rows only once their files are on disk.
     """
 
-    def __init__(self, folder: str | Path, classes: ClassMap, png: str = "compat") -> None:
+    def __init__(
+        self, folder: str | Path, classes: ClassMap, png: str = "compat", sink: DurableWrites | None = None
+    ) -> None:
         from histosynth.data.png import PNG_MODES
 
         if png not in PNG_MODES:
@@ -112,6 +121,7 @@ class PatchDatasetWriter:
         self.folder = Path(folder)
         self.classes = classes
         self.png = png
+        self.sink = sink
         (self.folder / "images").mkdir(parents=True, exist_ok=True)
         (self.folder / "maps").mkdir(parents=True, exist_ok=True)
         classes.save(self.folder / "classes.json")
@@ -121,10 +131,11 @@ class PatchDatasetWriter:
         if image.shape[:2] != label.shape:
             raise ValueError(f"patch {pid}: image {image.shape[:2]} and map {label.shape} differ in size")
         img_rel, map_rel = f"images/{pid}.png", f"maps/{pid}.png"
-        atomic_write_bytes(self.folder / img_rel, encode_png(image, self.png))
+        write = atomic_write_bytes if self.sink is None else self.sink.submit
+        write(self.folder / img_rel, encode_png(image, self.png))
         # A label map compresses about 100-fold at almost no cost: "stored" keeps it compressed.
         map_mode = "fast" if self.png == "stored" else self.png
-        atomic_write_bytes(self.folder / map_rel, encode_png(label.astype(np.uint8), map_mode))
+        write(self.folder / map_rel, encode_png(label.astype(np.uint8), map_mode))
         fractions = class_fractions(label, self.classes.num_classes)
         return {"id": pid, "image": img_rel, "map": map_rel, "fractions": fractions}
 
@@ -135,6 +146,8 @@ class PatchDatasetWriter:
         import pandas as pd
 
         df = pd.DataFrame(list(rows))
+        if self.sink is not None:
+            self.sink.flush()  # a shard marks its patches done: they must be on disk first
         buf = io.BytesIO()
         df.to_parquet(buf, index=False)
         atomic_write_bytes(self.folder / "_shards" / f"{safe_filename(key)}.parquet", buf.getvalue())

@@ -71,10 +71,12 @@ def encode_png(arr: np.ndarray, mode: str = "compat") -> bytes:
         stream = _deflate(filtered)
     color_type = 2 if arr.ndim == 3 else 0
     header = struct.pack(">IIBBBBB", arr.shape[1], arr.shape[0], 8, color_type, 0, 0, 0)
-    parts = [_SIGNATURE, _chunk(b"IHDR", header)]
-    parts += [_chunk(b"IDAT", stream[i : i + _IDAT_MAX]) for i in range(0, max(len(stream), 1), _IDAT_MAX)]
-    parts.append(_chunk(b"IEND", b""))
-    return b"".join(parts)
+    parts = [_SIGNATURE, *_chunk(b"IHDR", header)]
+    view = memoryview(stream)
+    for i in range(0, max(len(stream), 1), _IDAT_MAX):
+        parts += _chunk(b"IDAT", view[i : i + _IDAT_MAX])
+    parts += _chunk(b"IEND", b"")
+    return b"".join(parts)  # the one copy of the pixels after compression
 
 
 def _deflate(data: np.ndarray) -> bytes:
@@ -89,8 +91,10 @@ def _deflate(data: np.ndarray) -> bytes:
     return zlib.compress(data, 1)
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+def _chunk(kind: bytes, data: bytes | memoryview) -> tuple[bytes, bytes | memoryview, bytes]:
+    """A PNG chunk as (length + type, data, CRC), for one join: no copy of ``data`` here."""
+    crc = zlib.crc32(data, zlib.crc32(kind))
+    return struct.pack(">I", len(data)) + kind, data, struct.pack(">I", crc)
 
 
 def decode_png_bytes(data: bytes) -> np.ndarray:

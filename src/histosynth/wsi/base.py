@@ -50,6 +50,13 @@ class SlideReader(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release file handles."""
 
+    def set_cache_bytes(self, nbytes: int) -> None:  # noqa: B027 - optional hook
+        """Cap the reader's cache of decoded tiles (readers without one ignore it).
+
+        A single pass that reads every tile once (a thumbnail) gains nothing from a cache, yet
+        fills it: OpenSlide's default of 32 MiB is most of a large slide's thumbnail read.
+        """
+
     # ----------------------------------------------------------------------------------
     @property
     def dimensions(self) -> tuple[int, int]:

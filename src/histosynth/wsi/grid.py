@@ -134,25 +134,48 @@ def box_fractions(mask: np.ndarray, scale: float, x0: np.ndarray, y0: np.ndarray
     -------
     Fractions in [0, 1], one per box; parts of a box outside the mask count as 0.
     """
-    m = np.asarray(mask, np.float64)
-    # Summed-area table with a zero first row/column; S(x, y) = sum over [0, x) × [0, y).
-    sat = np.zeros((m.shape[0] + 1, m.shape[1] + 1))
-    sat[1:, 1:] = m.cumsum(0).cumsum(1)
+    mask = np.asarray(mask)
+    h, w = mask.shape
+    x0m, y0m = np.asarray(x0) / scale, np.asarray(y0) / scale
+    x1m, y1m = x0m + size0 / scale, y0m + size0 / scale
+    corner_rows = np.floor(np.clip(np.concatenate([y0m, y1m]), 0, h)).astype(int)
+    corner_rows = np.minimum(corner_rows, h - 1)
+    sat, row_of = _sat_rows(mask, np.union1d(corner_rows, corner_rows + 1))
 
     def area(xm: np.ndarray, ym: np.ndarray) -> np.ndarray:
         # Bilinear interpolation of the SAT gives exact coverage for fractional pixel edges.
-        xm = np.clip(xm, 0, m.shape[1])
-        ym = np.clip(ym, 0, m.shape[0])
-        xi, yi = (
-            np.minimum(np.floor(xm).astype(int), m.shape[1] - 1),
-            np.minimum(np.floor(ym).astype(int), m.shape[0] - 1),
-        )
+        xm = np.clip(xm, 0, w)
+        ym = np.clip(ym, 0, h)
+        xi, yi = np.minimum(np.floor(xm).astype(int), w - 1), np.minimum(np.floor(ym).astype(int), h - 1)
         fx, fy = xm - xi, ym - yi
-        s00, s01 = sat[yi, xi], sat[yi, xi + 1]
-        s10, s11 = sat[yi + 1, xi], sat[yi + 1, xi + 1]
+        r0, r1 = row_of[yi], row_of[yi + 1]
+        s00, s01 = sat[r0, xi], sat[r0, xi + 1]
+        s10, s11 = sat[r1, xi], sat[r1, xi + 1]
         return (s00 * (1 - fx) + s01 * fx) * (1 - fy) + (s10 * (1 - fx) + s11 * fx) * fy
 
-    x0m, y0m = np.asarray(x0) / scale, np.asarray(y0) / scale
-    x1m, y1m = x0m + size0 / scale, y0m + size0 / scale
     total = area(x1m, y1m) - area(x0m, y1m) - area(x1m, y0m) + area(x0m, y0m)
     return np.clip(total / (size0 / scale) ** 2, 0.0, 1.0)
+
+
+def _sat_rows(mask: np.ndarray, rows: np.ndarray, strip: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``rows`` (sorted, in ``0..H``) of the summed-area table of ``mask`` (float64, a zero
+    first row and column: ``S[y, x]`` sums ``[0, x) × [0, y)``), and a map from a SAT row to its
+    place among them.
+
+    Built strip by strip: a whole float64 table of a large slide's mask is eight times the mask
+    (and ``cumsum`` makes two more), while the boxes need only the rows at their edges. Each
+    column's running sum continues from the row above, in the order ``cumsum`` adds, so every
+    value is bit-for-bit the full table's.
+    """
+    h, w = mask.shape
+    out = np.zeros((len(rows), w + 1))
+    row_of = np.zeros(h + 1, np.intp)
+    row_of[rows] = np.arange(len(rows))
+    above = np.zeros((1, w))  # column sums of the rows already passed
+    for a in range(0, h, strip):
+        b = min(a + strip, h)
+        cols = np.cumsum(np.concatenate([above, mask[a:b]], dtype=np.float64), axis=0)
+        want = rows[(rows > a) & (rows <= b)]  # SAT row y sums mask rows < y
+        out[np.searchsorted(rows, want), 1:] = np.cumsum(cols[want - a], axis=1)
+        above = cols[-1:]
+    return out, row_of

@@ -45,7 +45,7 @@ def qc_picture(
     size = (max(1, round(tw * f)), max(1, round(th * f)))
     left = Image.fromarray(tissue.thumbnail).resize(size, Image.Resampling.BILINEAR)
     right = (
-        Image.fromarray((tissue.mask * 255).astype(np.uint8))
+        Image.fromarray(tissue.mask.astype(np.uint8) * np.uint8(255))  # not mask * 255: int64
         .resize(size, Image.Resampling.NEAREST)
         .convert("RGB")
     )

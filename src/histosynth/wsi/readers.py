@@ -92,6 +92,12 @@ class OpenSlideReader(SlideReader):
             rgb[clear] = 255
         return rgb
 
+    def set_cache_bytes(self, nbytes: int) -> None:
+        import openslide
+
+        if hasattr(openslide, "OpenSlideCache"):  # OpenSlide 4 and openslide-python 1.3 on
+            self._slide.set_cache(openslide.OpenSlideCache(max(0, int(nbytes))))
+
     def close(self) -> None:
         self._slide.close()
 

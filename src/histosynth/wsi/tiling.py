@@ -95,12 +95,14 @@ def _table_bytes(rows: dict[str, Any]) -> bytes:
 
 
 def save_png(path: Path, arr: np.ndarray) -> None:
-    """Write an RGB or greyscale uint8 picture as PNG, atomically."""
-    from PIL import Image
+    """Write an RGB or greyscale uint8 picture as PNG, atomically.
 
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", optimize=False)
-    atomic_write_bytes(path, buf.getvalue())
+    In the ``fast`` mode of :mod:`histosynth.data.png` (libdeflate at level 1): Pillow's
+    default level took a third of the ``tile`` stage on a small slide, for the same pixels.
+    """
+    from histosynth.data.png import encode_png
+
+    atomic_write_bytes(path, encode_png(arr, "fast"))
 
 
 def slide_facts(tiles: str | Path) -> dict[str, dict[str, Any]]:
@@ -110,13 +112,31 @@ def slide_facts(tiles: str | Path) -> dict[str, dict[str, Any]]:
 
 def load_tissue_mask(tiles: str | Path, slide: str, info: dict[str, Any]) -> TissueMask:
     """The tissue mask and thumbnail a finished ``tile`` run saved for ``slide``."""
+    folder = Path(tiles) / "masks"
+    mask = _read_png(folder / f"{slide}.png", "L") > 127
+    thumb = _read_png(folder / f"{slide}.thumb.png", "RGB")
+    return TissueMask(mask, thumb, float(info["thumb_scale"]), float(info["threshold"]))
+
+
+def _read_png(path: Path, mode: str) -> np.ndarray:
+    """A PNG this stage wrote (greyscale ``L`` or ``RGB``), decoded straight into one array.
+
+    imagecodecs decodes into the returned array; Pillow holds its own copy (four bytes a
+    pixel) beside it, which for a large slide's thumbnail is most of the plan's memory.
+    Anything else (another mode, a missing codec) goes through Pillow.
+    """
+    try:
+        import imagecodecs
+
+        arr = imagecodecs.png_decode(path.read_bytes())
+        if arr.dtype == np.uint8 and arr.shape[2:] == ((3,) if mode == "RGB" else ()) and arr.ndim > 1:
+            return arr
+    except (ImportError, AttributeError):  # imagecodecs is a dependency; a trimmed install has Pillow
+        pass
     from PIL import Image
 
-    with Image.open(Path(tiles) / "masks" / f"{slide}.png") as im:
-        mask = np.asarray(im.convert("L")) > 127
-    with Image.open(Path(tiles) / "masks" / f"{slide}.thumb.png") as im:
-        thumb = np.asarray(im.convert("RGB"))
-    return TissueMask(mask, thumb, float(info["thumb_scale"]), float(info["threshold"]))
+    with Image.open(path) as im:
+        return np.asarray(im.convert(mode))
 
 
 def tile_slide(
@@ -162,6 +182,7 @@ def tile_slide(
 
     folder = Path(folder)
     with open_slide(path, mpp=cfg.slide_mpp, reader=cfg.reader) as reader:
+        reader.set_cache_bytes(0)  # the thumbnail is read once: a tile cache would only hold memory
         slide_mpp = reader.require_mpp()
         geo = tile_geometry(slide_mpp, cfg.mpp, cfg.size, cfg.overlap)
         level = reader.best_level(geo.downsample)
@@ -218,7 +239,7 @@ def tile_slide(
         for c in source.classes.classes:
             lut[c.id] = c.color
         colors = lut[fractions[:, 1:].argmax(1) + 1]
-    save_png(folder / "masks" / f"{slide}.png", (tissue.mask * 255).astype(np.uint8))
+    save_png(folder / "masks" / f"{slide}.png", tissue.mask.astype(np.uint8) * np.uint8(255))
     save_png(folder / "masks" / f"{slide}.thumb.png", tissue.thumbnail)
     save_png(folder / "qc" / f"{slide}.png", qc_picture(tissue, x0, y0, geo.size0, colors, cfg.qc_side))
     atomic_write_bytes(folder / "_shards" / f"{slide}.parquet", _table_bytes(rows))

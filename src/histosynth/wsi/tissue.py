@@ -146,7 +146,11 @@ def read_thumbnail(
         if k == 1:
             out[r : r + n] = region
         else:  # exact k×k box average with rounding, in integers (a float mean is 5× slower)
-            total = region.reshape(n, k, tw, k, 3).sum(axis=(1, 3), dtype=np.uint32)
+            # k² strided adds: a sum over the reshaped axes (1, 3) walks memory k times slower.
+            total = np.zeros((n, tw, 3), np.uint32)
+            for dy in range(k):
+                for dx in range(k):
+                    total += region[dy : n * k : k, dx : tw * k : k]
             out[r : r + n] = ((total + k * k // 2) // (k * k)).astype(np.uint8)
     return out, lds * k
 
@@ -154,8 +158,10 @@ def read_thumbnail(
 def saturation(rgb: np.ndarray) -> np.ndarray:
     """HSV saturation in [0, 1] of uint8 RGB: ``(max - min) / max`` (0 for black)."""
     rgb = np.asarray(rgb)
-    mx = rgb.max(axis=-1).astype(np.float32)
-    diff = mx - rgb.min(axis=-1)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    # Element-wise over the three planes: a reduction over a last axis of 3 is ten times slower.
+    mx = np.maximum(np.maximum(r, g), b).astype(np.float32)
+    diff = mx - np.minimum(np.minimum(r, g), b)
     diff /= np.maximum(mx, 1, out=mx)  # in place, float32 throughout: a thumbnail's worth of memory
     return diff  # 0 where max is 0: then min is 0 too
 
@@ -199,13 +205,27 @@ def detect_tissue(slide: SlideReader, cfg: TissueConfig = TissueConfig()) -> Tis
     return mask_from_thumbnail(thumb, scale, um_per_px, cfg)
 
 
-def _histogram(values: np.ndarray, bins: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """skimage's histogram of ``values`` over their range (counts, bin centres), in row strips:
-    ``np.histogram`` of the whole array would make a float64 copy of it."""
-    span = (values.min(), values.max())  # as np.histogram takes them without a range (same dtype)
+_STRIP = 256  # thumbnail rows per strip of the per-pixel passes
+
+
+def _saturation_range(thumb: np.ndarray) -> tuple[np.float32, np.float32]:
+    """Smallest and largest saturation of an RGB thumbnail, strip by strip."""
+    lo, hi = np.float32(np.inf), np.float32(-np.inf)
+    for r in range(0, len(thumb), _STRIP):
+        sat = saturation(thumb[r : r + _STRIP])
+        lo, hi = min(lo, sat.min()), max(hi, sat.max())
+    return lo, hi
+
+
+def _histogram(
+    thumb: np.ndarray, lo: np.float32, hi: np.float32, bins: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """skimage's histogram of the thumbnail's saturation over its range ``[lo, hi]`` (counts,
+    bin centres), strip by strip: neither the saturation nor a float64 copy of it is ever
+    thumbnail-sized."""
     counts, edges = 0, None
-    for r in range(0, len(values), 256):
-        part, edges = np.histogram(values[r : r + 256], bins=bins, range=span)
+    for r in range(0, len(thumb), _STRIP):
+        part, edges = np.histogram(saturation(thumb[r : r + _STRIP]), bins=bins, range=(lo, hi))
         counts = counts + part
     return counts, (edges[:-1] + edges[1:]) / 2.0
 
@@ -216,28 +236,31 @@ def mask_from_thumbnail(thumb: np.ndarray, scale: float, um_per_px: float, cfg: 
     from skimage import morphology
     from skimage.filters import threshold_otsu
 
-    # In row strips, so a large thumbnail's temporaries stay a strip's: saturation, and brightness
-    # as sum > 3b in integers (the same test as mean > b, without a float copy).
-    sat = np.empty(thumb.shape[:2], np.float32)
-    bright = np.empty(thumb.shape[:2], bool)
-    for r in range(0, len(thumb), 256):
-        sat[r : r + 256] = saturation(thumb[r : r + 256])
-        bright[r : r + 256] = thumb[r : r + 256].sum(axis=-1, dtype=np.uint16) > 3 * cfg.max_brightness
     if cfg.method == "otsu":
         # Otsu over all pixels, glass included: it must see both modes to split them.
-        thr = float(threshold_otsu(hist=_histogram(sat))) if np.ptp(sat) > 0 else 1.0
+        lo, hi = _saturation_range(thumb)
+        thr = float(threshold_otsu(hist=_histogram(thumb, lo, hi))) if hi > lo else 1.0
         thr = max(thr, cfg.min_threshold)
     else:
         thr = cfg.threshold
-    mask = (sat >= thr) & ~bright
+    # In row strips, so that only the mask is thumbnail-sized: saturation is recomputed per
+    # pass rather than kept (a float32 copy of the thumbnail); brightness as sum > 3b in
+    # integers (the same test as mean > b, without a float copy).
+    mask = np.empty(thumb.shape[:2], bool)
+    for r in range(0, len(thumb), _STRIP):
+        part = thumb[r : r + _STRIP]
+        np.greater_equal(saturation(part), thr, out=mask[r : r + _STRIP])
+        mask[r : r + _STRIP] &= part.sum(axis=-1, dtype=np.uint16) <= 3 * cfg.max_brightness
     r = round(cfg.close_um / um_per_px)
     if r >= 1:
         # Pad before closing so tissue at the border is not eroded by the implicit zero frame.
         fp = morphology.disk(r)
         mask = ndimage.binary_closing(np.pad(mask, r, mode="edge"), structure=fp)[r:-r, r:-r]
+        mask = np.ascontiguousarray(mask)  # the padded array goes; the copy is the mask's size
     px_area = um_per_px**2
+    # In place (out=mask): each filter's labels are its only thumbnail-sized temporary.
     if cfg.min_hole_um2 > 0:
-        mask = morphology.remove_small_holes(mask, max_size=max(1, int(cfg.min_hole_um2 / px_area)))
+        morphology.remove_small_holes(mask, max_size=max(1, int(cfg.min_hole_um2 / px_area)), out=mask)
     if cfg.min_object_um2 > 0:
-        mask = morphology.remove_small_objects(mask, max_size=max(1, int(cfg.min_object_um2 / px_area)))
-    return TissueMask(mask.astype(bool), thumb, scale, thr)
+        morphology.remove_small_objects(mask, max_size=max(1, int(cfg.min_object_um2 / px_area)), out=mask)
+    return TissueMask(mask, thumb, scale, thr)
