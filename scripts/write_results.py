@@ -121,6 +121,27 @@ def _parameters(run: Path, variants: list[str]) -> dict[str, int]:
     return out
 
 
+def _recipe(run: Path, variants: list[str], preset: str) -> str:
+    """The training recipe of the run's models, from their manifests' configs.
+
+    A model stopped by a time budget has no manifest; then only the plan's preset name is known.
+    """
+    recipes = set()
+    for v in variants:
+        f = run / "train" / v / "manifest.json"
+        if not f.is_file():
+            continue
+        cfg = json.loads(f.read_text())["config"]
+        d, m = cfg["diffusion"], cfg["model"]
+        pred = {"v_prediction": "v-prediction", "epsilon": "ε-prediction"}.get(
+            d["prediction"], d["prediction"]
+        )
+        snr = f", Min-SNR-{d['min_snr_gamma']:g}" if d.get("min_snr_gamma") else ""
+        recipes.add(f"preset `{m['backbone']}`, codec `{m['codec']}`, {pred}, {d['loss'].upper()} loss{snr}, "
+                    f"{d['schedule']} schedule, lr {cfg['optim']['lr']:g}, EMA {cfg['optim']['ema_decay']:g}")  # fmt: skip
+    return "; ".join(sorted(recipes)) or f"preset `{preset}` (stopped by its time budget, no manifest)"
+
+
 def _goals(
     m: dict, detectors: list[str], tstr: dict, variants: list[str]
 ) -> list[tuple[str, str, str, bool]]:
@@ -287,7 +308,7 @@ def write(run: Path, out: Path, note: str = "") -> str:
         "as the stand-in for expert annotations; splits by slide region "
         f"({plan['region_um']:g} µm): {counts.get('real_train')} training and {counts.get('real_heldout')} "
         "held-out real patches.",
-        f"- Model: preset `cpu-tiny` (pixel space through a 2×2 space-to-depth codec, v-prediction, Min-SNR; "
+        f"- Model: {_recipe(run, variants, plan.get('train_preset', 'cpu-tiny'))} ("
         f"{', '.join(f'{name_of(v)} {n / 1e6:.2f} M' for v, n in params.items())} parameters), seed {plan['seed']}.",
         f"- Sampling: {plan['n_samples']} images per variant on held-out maps, `{plan['sampler']}` "
         f"{plan['sample_steps']} steps, guidance map {plan['guidance_map']:g} / crops {plan['guidance_crops']:g}; "
