@@ -31,6 +31,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -230,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
             report["train"][f"{budget}-{model}"] = t
     for sigma in SIGMAS:
         sets[f"noise-{sigma}"] = write_noised(real, args.work / "calibration" / f"noise-{sigma}", sigma)
-    metrics = measure(real, sets, args.work / "evaluation")
+    # one evaluation folder per set of inputs: another --demo-run / --steps-run is another artefact
+    key = hashlib.sha256(json.dumps({k: str(Path(v).resolve()) for k, v in sorted(sets.items())}).encode())
+    metrics = measure(real, sets, args.work / "evaluation" / key.hexdigest()[:12])
     report["rows"] = rows_of(metrics)
     report["held_out"] = metrics["counts"]["real_heldout"]
     report["runs"] = {k: str(v) for k, v in runs.items()}
