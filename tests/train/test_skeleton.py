@@ -121,3 +121,19 @@ def test_checkpoints_are_whole_or_absent_and_the_newest_are_kept(tmp_path):
     resume = Resume.latest(tmp_path)
     assert (resume.step, resume.trainer["note"], resume.optimizer["w"].tolist()) == (6, "x", [1.0, 1.0])
     assert Resume.latest(tmp_path / "elsewhere") == Resume()
+
+
+def test_a_removal_killed_midway_leaves_nothing_behind_after_the_next_checkpoint(tmp_path):
+    # CI caught this: a kill inside the pruning of an old checkpoint left a half step-* folder
+    # that no later run removed, so a resumed run's folder differed from a straight run's.
+    root = tmp_path / "checkpoints"
+
+    def write(folder):
+        torch.save({"w": torch.ones(2)}, folder / "training_state" / "optimizer.pt")
+
+    for step in (2, 4):
+        write_checkpoint(root, step, write, keep=2)
+    (root / "step-00000002" / "training_state" / "trainer.pt").unlink()  # removal cut short in place
+    (root / ".step-00000004.removing").mkdir()  # or cut short after the rename
+    write_checkpoint(root, 6, write, keep=2)
+    assert sorted(p.name for p in root.iterdir()) == ["step-00000004", "step-00000006"]

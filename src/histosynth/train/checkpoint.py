@@ -93,11 +93,31 @@ def write_checkpoint(
         trainer["cuda_rng"] = torch.cuda.get_rng_state_all()
     torch.save(trainer, tmp / "training_state" / "trainer.pt")
     if final.exists():
-        shutil.rmtree(final)
+        _remove(final)
     os.replace(tmp, final)
     for old in checkpoints(root)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
+    _remove_debris(root)
     return final
+
+
+def _remove(folder: Path) -> None:
+    """Remove a checkpoint folder; renamed first, so a kill midway leaves no half ``step-*`` folder."""
+    trash = folder.with_name(f".{folder.name}.removing")
+    shutil.rmtree(trash, ignore_errors=True)
+    os.replace(folder, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _remove_debris(root: Path) -> None:
+    """What a killed removal left: ``.removing`` folders, and ``step-*`` folders without their
+    ``trainer.pt`` (an older release removed checkpoints in place; a write never leaves one,
+    since it renames a whole folder into place)."""
+    for p in root.glob(".step-*.removing"):
+        shutil.rmtree(p, ignore_errors=True)
+    for p in root.glob("step-*"):
+        if p.is_dir() and not (p / "training_state" / "trainer.pt").is_file():
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def save_checkpoint(
