@@ -222,6 +222,15 @@ def picture(work: Path, paths: dict[str, Path], train_labs: list[str], out: Path
     return str(out)
 
 
+def command_line(args: argparse.Namespace) -> str:
+    """The command that made the result, with the options that change its sizes."""
+    opts = [
+        " --quick" if args.quick else "",
+        *(f" --{k} {v}" for k in ("seeds", "steps") if (v := getattr(args, k)) is not None),
+    ]
+    return "python benchmarks/bench_domains.py" + "".join(opts)
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
@@ -262,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         "transfer": transfer(work, paths, plan, sets),
         "picture": picture(work, paths, train_labs, out.parent / "bench_domains_labs.png"),
         "minutes": (time.monotonic() - t0) / 60, "load": [load0, os.getloadavg()[0]],
-        "command": "python benchmarks/bench_domains.py" + (" --quick" if args.quick else ""), "work": str(work),
+        "command": command_line(args), "work": str(work),
     }  # fmt: skip
     from domain_goals import goals  # beside this script: the rows of the issue's "Done when"
 
