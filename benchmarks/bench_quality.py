@@ -201,12 +201,15 @@ def write_docs(report: dict, path: Path = DOCS) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="Tiny budgets (a smoke run, not a measurement).")
-    ap.add_argument("--work", type=Path, default=HERE / "work" / "quality", help="Run folders (resumable).")
+    ap.add_argument("--work", type=Path, default=None,
+                    help="Run folders, resumable (default work/quality, work/quality-quick for --quick).")  # fmt: skip
     ap.add_argument("--demo-run", type=Path, help="A finished default `histosynth demo` folder to reuse.")
     ap.add_argument("--steps-run", type=Path, help="A finished `make results` folder to reuse (equal steps).")
     ap.add_argument("--steps", type=int, default=3000, help="Equal step budget per variant.")
     ap.add_argument("--out", type=Path, help="JSON to write (default results/quality.json).")
     args = ap.parse_args(argv)
+    # a quick run's tiny models must never be resumed as a full run's
+    args.work = args.work or HERE / "work" / ("quality-quick" if args.quick else "quality")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     out = args.out or (RESULTS / "quick" / "quality.json" if args.quick else RESULTS / "quality.json")
     report: dict[str, Any] = {"machine": machine(), "quick": args.quick, "train": {}, "wall_minutes": {}}
