@@ -126,12 +126,14 @@ def _recipe(run: Path, variants: list[str], preset: str) -> str:
 
     A model stopped by a time budget has no manifest; then only the plan's preset name is known.
     """
+    from histosynth.artifacts import MANIFEST, Kind, read_manifest
+
     recipes = set()
     for v in variants:
-        f = run / "train" / v / "manifest.json"
-        if not f.is_file():
+        folder = run / "train" / v
+        if not (folder / MANIFEST).is_file():
             continue
-        cfg = json.loads(f.read_text())["config"]
+        cfg = read_manifest(folder, Kind.MODEL)["config"]
         d, m = cfg["diffusion"], cfg["model"]
         pred = {"v_prediction": "v-prediction", "epsilon": "ε-prediction"}.get(
             d["prediction"], d["prediction"]

@@ -49,9 +49,12 @@ def checkpoints(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(
-        p for p in root.glob("step-*") if p.is_dir() and (p / "training_state" / "trainer.pt").is_file()
-    )
+    return sorted(p for p in root.glob("step-*") if _finished(p))
+
+
+def _finished(folder: Path) -> bool:
+    """A checkpoint folder is finished when it has ``trainer.pt``, the last file written."""
+    return folder.is_dir() and (folder / "training_state" / "trainer.pt").is_file()
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:
@@ -116,7 +119,7 @@ def _remove_debris(root: Path) -> None:
     for p in root.glob(".step-*.removing"):
         shutil.rmtree(p, ignore_errors=True)
     for p in root.glob("step-*"):
-        if p.is_dir() and not (p / "training_state" / "trainer.pt").is_file():
+        if p.is_dir() and not _finished(p):
             shutil.rmtree(p, ignore_errors=True)
 
 
