@@ -20,7 +20,8 @@ One command, every step a resumable stage folder under ``--work``:
 8. the JSON (``--out``) that ``scripts/write_domains.py`` turns into ``docs/domains.md``, and a
    picture of one map rendered with crops of each lab.
 
-Usage: ``python benchmarks/bench_domains.py [--quick] [--out FILE] [--work DIR] [--seeds N] [--steps N]``
+Usage: ``python benchmarks/bench_domains.py [--quick] [--out FILE] [--work DIR] [--seeds N] [--steps N]
+[--crop-stats on|off]``
 (``make results-domains`` runs the full size and writes the page; ``--quick`` checks every step
 at a tiny size in minutes: its numbers are not the measurement).
 """
@@ -63,6 +64,12 @@ class Plan:
     segmenter_steps: int = 300
     segmenter_seeds: int = 3
     bootstrap: int = 50
+    crop_stats: bool | None = None  # model.crop_stats; None: the train preset's choice
+
+    @property
+    def tag(self) -> str:
+        """Suffix of the run's model and transfer folders when crop_stats is forced."""
+        return "" if self.crop_stats is None else f"-crop-stats-{'on' if self.crop_stats else 'off'}"
 
 
 QUICK = Plan(seeds=2, steps=30, sample_steps=6, held_maps=8, transfer_images=16, segmenter_steps=6,
@@ -128,7 +135,7 @@ def run_seed(
     from histosynth.sample.stage import SampleConfig
     from histosynth.train.config import TrainConfig
 
-    root, counts = work / f"seed{seed}", _counts(paths["real"])
+    root, counts = work / f"seed{seed}{plan.tag}", _counts(paths["real"])
     held = plan.held_maps or counts["test"]
     base = SampleConfig(maps="dataset", maps_dir=str(paths["real"]), split="test", sampler=plan.sampler,
                         steps=plan.sample_steps, guidance_crops=plan.guidance_crops, seed=seed, batch_size=16)  # fmt: skip
@@ -136,7 +143,8 @@ def run_seed(
     for v in VARIANTS:
         model = root / "train" / v
         cfg = build_config(TrainConfig, preset="cpu-tiny",
-                           values={"model": {"conditioning": SHORT_NAMES[v]}, "run": {"steps": plan.steps, "seed": seed}})  # fmt: skip
+                           values={"model": {"conditioning": SHORT_NAMES[v], "crop_stats": plan.crop_stats},
+                                   "run": {"steps": plan.steps, "seed": seed}})  # fmt: skip
         print(f"== seed {seed}: train {v}, {plan.steps} steps", flush=True)
         _stage("train", paths["labs_train"], model, cfg)
         ref = v == "map"  # the map-only model records the crops it would have been given
@@ -182,10 +190,10 @@ def transfer(work: Path, paths: dict[str, Path], plan: Plan, sets: dict[str, str
     seg = SegmenterConfig(steps=plan.segmenter_steps, crop=64, decoder_channels=32)
     cfg = TransferConfig(source=plan.source, target=plan.new_lab, seeds=plan.segmenter_seeds, segmenter=seg)
     print("== transfer: DeepLabv3+ trained in lab A, tested in lab B", flush=True)
-    return {**run_transfer(paths["labs"], sets, work / "transfer", cfg), "config": asdict(cfg)}
+    return {**run_transfer(paths["labs"], sets, work / f"transfer{plan.tag}", cfg), "config": asdict(cfg)}
 
 
-def picture(work: Path, paths: dict[str, Path], train_labs: list[str], out: Path) -> str:
+def picture(work: Path, paths: dict[str, Path], train_labs: list[str], out: Path, tag: str = "") -> str:
     """One held-out map: the real patch in each lab, then each model's image with each lab's crops."""
     import numpy as np
 
@@ -195,7 +203,7 @@ def picture(work: Path, paths: dict[str, Path], train_labs: list[str], out: Path
     from histosynth.train.grid import grid_image
 
     side, k = 128, len(train_labs)
-    syn = {v: PatchDataset(work / "seed0" / "synthetic" / v) for v in VARIANTS}
+    syn = {v: PatchDataset(work / f"seed0{tag}" / "synthetic" / v) for v in VARIANTS}
     labs = PatchDataset(paths["labs"])
     by_id = {str(p): i for i, p in enumerate(labs.index["id"])}
     first = next(j for j in range(len(syn["tokens"]) // k)
@@ -226,7 +234,11 @@ def command_line(args: argparse.Namespace) -> str:
     """The command that made the result, with the options that change its sizes."""
     opts = [
         " --quick" if args.quick else "",
-        *(f" --{k} {v}" for k in ("seeds", "steps") if (v := getattr(args, k)) is not None),
+        *(
+            f" --{k.replace('_', '-')} {v}"
+            for k in ("seeds", "steps", "crop_stats")
+            if (v := getattr(args, k)) is not None
+        ),
     ]
     return "python benchmarks/bench_domains.py" + "".join(opts)
 
@@ -250,9 +262,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=None, help="the run's folders (resumed when present)")
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--crop-stats", choices=("on", "off"), default=None,
+                    help="force model.crop_stats (default: the preset's); runs in its own folders")  # fmt: skip
     args = ap.parse_args(argv)
     plan = QUICK if args.quick else Plan()
     plan = replace(plan, **{k: v for k, v in (("seeds", args.seeds), ("steps", args.steps)) if v is not None})
+    if args.crop_stats is not None:
+        plan = replace(plan, crop_stats=args.crop_stats == "on")
     sub = "quick" if args.quick else ""
     out = args.out or HERE / "results" / sub / "bench_domains.json"
     work = args.work or HERE.parent / "runs" / ("domains-quick" if args.quick else "domains")
@@ -269,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         "plan": asdict(plan), "quick": args.quick, "machine": machine(), "labs": [lab.to_json() for lab in labs],
         "train_labs": train_labs, "counts": _counts(paths["real"]), "seeds": seeds,
         "transfer": transfer(work, paths, plan, sets),
-        "picture": picture(work, paths, train_labs, out.parent / "bench_domains_labs.png"),
+        "picture": picture(work, paths, train_labs, out.parent / "bench_domains_labs.png", plan.tag),
         "minutes": (time.monotonic() - t0) / 60, "load": [load0, os.getloadavg()[0]],
         "command": command_line(args), "work": str(work),
     }  # fmt: skip

@@ -138,15 +138,17 @@ def page(r: dict, picture: str) -> str:
     lines += ["| images | " + " | ".join(f"{s}: mean ± std | {s}: per seed" for s in spaces) + " |",
               "|---" * (1 + 2 * len(spaces)) + "|"]  # fmt: skip
     for v, per in agg["adherence"].items():
-        if not any(per.get(s) for s in spaces):  # the real floor has no crops to adhere to
+        if not any(per.get(s) for s in spaces):  # runs before the real row was scored
             continue
+        name = "real held-out, own lab's crops (the scale)" if v == "real-heldout" else _name(v)
         lines.append(
-            f"| {_name(v)} | "
-            + " | ".join(f"{_ms(per.get(s))} | {_seeds(per.get(s))}" for s in spaces)
-            + " |"
+            f"| {name} | " + " | ".join(f"{_ms(per.get(s))} | {_seeds(per.get(s))}" for s in spaces) + " |"
         )
     lines += ["", "Rows with the new lab's crops hold one lab only, so the map-only control need not be 1 there: it "
-              "says how far the new lab lies from the training labs; read the crop models against it.", "",
+              "says how far the new lab lies from the training labs; read the crop models against it. The real "
+              "row scores each lab's held-out patches against a same-class crop of another patch of their lab: "
+              "what a generator that reproduced every lab exactly would score. It lies well below 1 only when "
+              "the labs differ more than patches within one lab do.", "",
               f"## Transfer to {plan['new_lab']} without its annotations", "",
               f"mIoU on {plan['new_lab']}'s held-out real patches, mean ± std over all runs of the condition (n).", "",
               "| training data | mIoU | n |", "|---|---|---|"]  # fmt: skip

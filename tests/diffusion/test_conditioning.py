@@ -30,7 +30,8 @@ def test_each_variant_says_what_it_needs():
     }
     assert REGISTRY.get("map").preset_widths == ()
     assert set(REGISTRY.get("map+crops-tokens").preset_widths) == {"map_embed_dim", "map_channels",
-                                                                   "crop_widths", "crop_grid"}  # fmt: skip
+                                                                   "crop_widths", "crop_grid", "crop_stats"}  # fmt: skip
+    assert REGISTRY.get("map+crops-spatial").preset_widths == ("crop_stats",)
 
 
 def test_unknown_arguments_are_refused():

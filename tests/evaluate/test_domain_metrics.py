@@ -79,6 +79,26 @@ def test_a_generator_that_copies_its_crop_scores_far_below_one_and_one_that_igno
         assert copy[f"{space}_ci"][1] < ignore[f"{space}_ci"][0]
 
 
+def test_real_regions_take_their_own_crop_from_another_patch_of_their_lab(labs_data):
+    from histosynth.evaluate.adherence import real_regions
+    from histosynth.evaluate.domains import real_domains
+
+    real, _ = labs_data
+    labs = real_domains(real)
+    split = list(real.index["split"])
+    test = [i for i, s in enumerate(split) if s == "test"]
+    train = [i for i, s in enumerate(split) if s == "train"]
+    regions = real_regions(real, test, train, labs)
+    assert len(regions) >= 20 and sorted(set(regions.labs)) == ["lab-A", "lab-B", "lab-C"]
+    again = real_regions(real, test, train, labs)
+    assert all((a == b).all() for a, b in zip(regions.own, again.own, strict=True))  # seeded
+    train_pixels = {lab: np.stack([real.image(i) for i in train if labs[i] == lab]) for lab in set(labs)}
+    for crop, lab in zip(regions.own[:6], regions.labs[:6], strict=True):
+        h, w = crop.shape[:2]  # cut from a training patch of its own lab
+        windows = np.lib.stride_tricks.sliding_window_view(train_pixels[lab], (h, w, 3), axis=(1, 2, 3))
+        assert (windows == crop).all(axis=(-3, -2, -1)).any()
+
+
 def test_evaluate_reports_per_domain_fd_and_adherence(labs_data, tmp_path, tiny_config, capsys):
     from tests.conftest import run_cli
 
@@ -103,6 +123,10 @@ def test_evaluate_reports_per_domain_fd_and_adherence(labs_data, tmp_path, tiny_
         follow
     ) and "domainfd_pixels-32" in floor
     assert follow["adherence_stain"] < 0.5 and 0.8 <= ignore["adherence_stain"] <= 1.2
+    # the scale: real held-out patches with own-lab crops score what a faithful generator does
+    # ("follow" renders exactly those patches; only the crops drawn for them differ)
+    assert abs(floor["adherence_stain"] - follow["adherence_stain"]) < 0.15, (floor, follow)
+    assert floor["adherence_regions"] >= follow["adherence_regions"] / 2
     assert "per-domain FD" in text and "adherence" in text
     page = report(tmp_path / "ev", tmp_path / "report.html").folder.read_text()
     assert "Simulated labs" in page and "lab-B" in page

@@ -102,10 +102,13 @@ class Denoiser(ModelMixin, ConfigMixin):
         raise NotImplementedError
 
     @classmethod
-    def from_preset(cls, name: str, latent_channels: int, **config: Any) -> Denoiser:
+    def from_preset(
+        cls, name: str, latent_channels: int, overrides: dict[str, Any] | None = None, **config: Any
+    ) -> Denoiser:
         """A fresh denoiser of this family from the preset ``name`` of :data:`~histosynth.diffusion.backbones.BACKBONES`.
 
-        ``config`` holds the family-independent arguments (conditioning, sizes, crops).
+        ``config`` holds the family-independent arguments (conditioning, sizes, crops);
+        ``overrides`` replaces entries of the preset's ``conditioning`` table (e.g. ``crop_stats``).
         """
         raise NotImplementedError
 
@@ -120,9 +123,12 @@ def _refuse_narrow(name: str, preset: dict[str, Any], width: int, carries: int, 
         )
 
 
-def _conditioning_kwargs(conditioning: str, preset: dict[str, Any]) -> dict[str, Any]:
+def _conditioning_kwargs(
+    conditioning: str, preset: dict[str, Any], overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The preset's arguments for ``conditioning``, then ``overrides`` (both only where it takes them)."""
     widths = CONDITIONINGS.get(conditioning).preset_widths
-    return {k: v for k, v in preset["conditioning"].items() if k in widths}
+    return {k: v for k, v in {**preset["conditioning"], **(overrides or {})}.items() if k in widths}
 
 
 class HistoDenoiser(Denoiser):
@@ -190,13 +196,15 @@ class HistoDenoiser(Denoiser):
         return self.unet(x, timestep, encoder_hidden_states=tokens, encoder_attention_mask=mask).sample
 
     @classmethod
-    def from_preset(cls, name: str, latent_channels: int, **config: Any) -> HistoDenoiser:
+    def from_preset(
+        cls, name: str, latent_channels: int, overrides: dict[str, Any] | None = None, **config: Any
+    ) -> HistoDenoiser:
         preset = BACKBONES[name]
         _refuse_narrow(name, preset, preset["block_out_channels"][0], latent_channels, "latent channels")
         return cls(
             latent_channels=latent_channels,
             unet_args=unet_kwargs(preset),
-            conditioning_kwargs=_conditioning_kwargs(config["conditioning"], preset),
+            conditioning_kwargs=_conditioning_kwargs(config["conditioning"], preset, overrides),
             **config,
         )
 
@@ -253,14 +261,16 @@ class DiTDenoiser(Denoiser):
         return self.dit(x, timestep, tokens, mask)
 
     @classmethod
-    def from_preset(cls, name: str, latent_channels: int, **config: Any) -> DiTDenoiser:
+    def from_preset(
+        cls, name: str, latent_channels: int, overrides: dict[str, Any] | None = None, **config: Any
+    ) -> DiTDenoiser:
         preset = BACKBONES[name]
         carries = preset["patch_size"] ** 2 * latent_channels  # latent values per token
         _refuse_narrow(name, preset, preset["hidden_size"], carries, "latent values of a patch")
         return cls(
             latent_channels=latent_channels,
             dit_args=dit_kwargs(preset),
-            conditioning_kwargs=_conditioning_kwargs(config["conditioning"], preset),
+            conditioning_kwargs=_conditioning_kwargs(config["conditioning"], preset, overrides),
             **config,
         )
 
@@ -273,15 +283,19 @@ def build_denoiser(
     latent_channels: int,
     downsample: int,
     max_crops: int = 8,
+    crop_stats: bool | None = None,
 ) -> Denoiser:
     """A fresh denoiser from a backbone preset in :data:`~histosynth.diffusion.backbones.BACKBONES`.
 
     The preset's family (:data:`~histosynth.diffusion.backbones.FAMILIES`) picks the class.
+    ``crop_stats``: paint crop colour statistics over their regions (variants that read crops
+    only; ``None``: the preset's choice, see :mod:`~histosynth.diffusion.conditioning.statistics`).
     """
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose from {list(BACKBONES)}")
+    overrides = {} if crop_stats is None else {"crop_stats": bool(crop_stats)}
     return FAMILIES.get(family_of(backbone)).from_preset(
-        backbone, latent_channels, conditioning=conditioning, num_classes=num_classes, image_size=image_size,
+        backbone, latent_channels, overrides, conditioning=conditioning, num_classes=num_classes, image_size=image_size,
         downsample=downsample, max_crops=max_crops,
     )  # fmt: skip
 

@@ -25,6 +25,11 @@ Two spaces, each a row of numbers per picture:
 The other labs' crops are cut from the real dataset's training rows by the same rule, at most
 ``per_lab`` per (lab, class), chosen by a seeded hash of the patch id. The interval is a
 percentile bootstrap over regions of the ratio of sums.
+
+The scale (:func:`real_regions`, the ``real-heldout`` row): the real held-out patches of each
+lab scored the same way, each region's "own crop" a same-class crop of another training patch
+of its lab, as a crop bank gives one. That is what a generator reproducing each lab exactly
+would score; it is well below 1 only when labs differ more than patches within a lab do.
 """
 
 from __future__ import annotations
@@ -38,7 +43,15 @@ import numpy as np
 from histosynth.evaluate.bootstrap import percentile_interval
 from histosynth.seeding import item_seed, numpy_rng
 
-__all__ = ["Regions", "adherence", "canvas", "collect_regions", "reference_crops", "stain_statistics"]
+__all__ = [
+    "Regions",
+    "adherence",
+    "canvas",
+    "collect_regions",
+    "real_regions",
+    "reference_crops",
+    "stain_statistics",
+]
 
 
 def stain_statistics(pixels: np.ndarray) -> np.ndarray:
@@ -118,6 +131,41 @@ def collect_regions(synthetic: Any, rows: Sequence[int], real: Any, real_labs: S
             out.stains.append(stain_statistics(image[label == c]))
             out.own.append(real.image(j)[y : y + h, x : x + w])
             out.labs.append(real_labs[j])
+            out.classes.append(c)
+    return out
+
+
+def real_regions(real: Any, rows: Sequence[int], train_rows: Sequence[int], real_labs: Sequence[str],
+                 min_area_frac: float = 0.05, seed: int = 0) -> Regions:  # fmt: skip
+    """The regions of real patches ``rows``, each with a same-lab, same-class crop as its own.
+
+    The own crop is drawn (seeded by the patch id and class) from crops of ``train_rows`` cut
+    by the crop bank's rule; patches whose lab has no crop of that class are skipped.
+    """
+    from histosynth.data.crops import region_crop
+
+    pool = reference_crops(
+        real, train_rows, real_labs, min_area_frac, per_lab=64, seed=item_seed(seed, "own")
+    )
+    out = Regions()
+    for r in rows:
+        image, label = real.image(r), real.label(r)
+        out.size = min(label.shape)
+        min_area = max(1, int(min_area_frac * label.size))
+        pid = real.index.at[r, "id"]
+        for c in (int(v) for v in np.unique(label) if v != 0):
+            crops = pool.get((real_labs[r], c))
+            got = (
+                region_crop(image, label, c, numpy_rng(seed, "adherence", pid, c), min_area)
+                if crops
+                else None
+            )
+            if got is None:
+                continue
+            out.squares.append(got[0])
+            out.stains.append(stain_statistics(image[label == c]))
+            out.own.append(crops[numpy_rng(seed, "adherence-own", pid, c).integers(len(crops))])
+            out.labs.append(real_labs[r])
             out.classes.append(c)
     return out
 

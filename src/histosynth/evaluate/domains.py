@@ -125,10 +125,11 @@ def domain_metrics(
 
     Keys: ``domainfd_<detector>`` (mean over labs) with its interval, ``domainfd_<lab>_<detector>``
     per lab; ``adherence_<space>`` (``stain`` or a detector) with its interval,
-    ``adherence_regions``. Returns the labs of the real data (empty when it has none, and then
+    ``adherence_regions`` (also for the real held-out patches, the scale: see
+    :func:`~histosynth.evaluate.adherence.real_regions`). Returns the labs of the real data (empty when it has none, and then
     nothing is computed).
     """
-    from histosynth.evaluate.adherence import adherence, collect_regions, reference_crops
+    from histosynth.evaluate.adherence import adherence, collect_regions, real_regions, reference_crops
     from histosynth.evaluate.data import REAL_HELDOUT
     from histosynth.evaluate.keys import slug
 
@@ -150,8 +151,11 @@ def domain_metrics(
             _put(metrics[v], "domainfd", name, res["mean"], ci)
             metrics[v].update({f"domainfd_{slug(d)}_{name}": fd for d, fd in res["per_lab"].items()})
     refs = reference_crops(data.real, data.train_rows, labs, seed=cfg.seed)
-    for v, ds in data.mapped().items():
-        regions = collect_regions(ds, data.synthetic_rows[v], data.real, labs, seed=cfg.seed)
+    found = {v: collect_regions(ds, data.synthetic_rows[v], data.real, labs, seed=cfg.seed)
+             for v, ds in data.mapped().items()}  # fmt: skip
+    if any(len(r) for r in found.values()):  # the scale: real held-out patches with own-lab crops
+        found[REAL_HELDOUT] = real_regions(data.real, data.heldout_rows, data.train_rows, labs, seed=cfg.seed)
+    for v, regions in found.items():
         if not len(regions):
             continue
         res = adherence(regions, refs, {n: detectors[n] for n in cfg.detectors}, *boot)

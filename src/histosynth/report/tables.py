@@ -263,6 +263,7 @@ def domain_section(m: Mapping[str, Any]) -> str:
         "images made with one lab's crops against that lab's held-out real patches, averaged over labs (the "
         "real-heldout column: each lab's held-out patches against its training patches). Crop adherence: "
         "a region's distance to its own crop over its mean distance to same-class crops of the other labs; "
-        "below 1 the images follow their crops, about 1 they ignore them.</p>"
-        + table(["", *map(_col_head, cols)], rows, "metrics")
+        "below 1 the images follow their crops, about 1 they ignore them (the real-heldout column: each "
+        "lab's held-out patches against a crop of another patch of their lab, what a generator that "
+        "reproduced every lab exactly would score).</p>" + table(["", *map(_col_head, cols)], rows, "metrics")
     )

@@ -120,7 +120,7 @@ def _build(cfg: TrainConfig, data: TrainData, num_classes: int, ckpt: Path | Non
     try:
         model = build_denoiser(
             cfg.model.backbone, cfg.model.conditioning, num_classes, cfg.data.image_size,
-            codec.latent_channels, codec.downsample, cfg.data.max_crops,
+            codec.latent_channels, codec.downsample, cfg.data.max_crops, cfg.model.crop_stats,
         )  # fmt: skip
     except ValueError as exc:
         raise ConfigError(f"model.backbone / model.codec: {exc}") from None

@@ -20,6 +20,7 @@ from torch import nn
 
 from histosynth.diffusion.conditioning.base import Conditioning, Conditions
 from histosynth.diffusion.conditioning.map import mix_masks
+from histosynth.diffusion.conditioning.statistics import STAT_CHANNELS, paint_crop_statistics
 from histosynth.diffusion.inputs import CropBatch
 
 __all__ = ["SpatialCropConditioning", "paste_crops"]
@@ -62,16 +63,26 @@ class SpatialCropConditioning(Conditioning):
         See :class:`Conditioning`.
     mix_channels
         Output channels of the 1×1 mixing conv (3 in the paper).
+    crop_stats
+        Also paint each class's crop colour statistics over its region (ours, not the paper's:
+        :mod:`~histosynth.diffusion.conditioning.statistics`).
     """
 
     uses_crops = True
     reads_positions = True  # each crop is pasted at its own place
+    preset_widths = ("crop_stats",)
 
     def __init__(
-        self, num_classes: int, downsample: int, cross_attention_dim: int, mix_channels: int = 3
+        self,
+        num_classes: int,
+        downsample: int,
+        cross_attention_dim: int,
+        mix_channels: int = 3,
+        crop_stats: bool = False,
     ) -> None:
         super().__init__(num_classes, downsample, cross_attention_dim)
-        self.spatial_channels = mix_channels
+        self.crop_stats = bool(crop_stats)
+        self.spatial_channels = mix_channels + (STAT_CHANNELS if self.crop_stats else 0)
         # Unit-variance outputs: one mask is on per pixel; a colour matrix sees 3 channels.
         self.masks = nn.Embedding(num_classes + 1, mix_channels, padding_idx=num_classes)
         self.colour = nn.Parameter(torch.randn(num_classes, mix_channels, 3) / 3**0.5)
@@ -89,13 +100,24 @@ class SpatialCropConditioning(Conditioning):
     ) -> Conditions:
         self.check_maps(maps)
         out = mix_masks(self.masks, self.bias, maps, drop_map)  # (B, mix, H, W)
+        stats = None
         if crops is not None:
             rgb, cls = paste_crops(crops.to(maps.device, out.dtype), tuple(maps.shape[-2:]), drop_crops)
             pasted = cls >= 0  # (B, H, W)
             weight = self.colour[cls.clamp(min=0)] * pasted[..., None, None]  # (B, H, W, mix, 3)
             out = out + torch.einsum("bhwmc,bchw->bmhw", weight, rgb)
+            if self.crop_stats:
+                keep = crops.mask if drop_crops is None else crops.mask & ~drop_crops.view(-1, 1)
+                stats = paint_crop_statistics(maps, crops, keep, self.num_classes, self.downsample, drop_map)
         else:  # keep the colour matrices in the graph (DistributedDataParallel needs every parameter)
             out = out + 0 * self.colour.sum()
         spatial = F.avg_pool2d(out, self.downsample) if self.downsample > 1 else out  # (B, mix, h, w)
+        if self.crop_stats:  # (B, mix + 7, h, w); no crops: zero statistics
+            stats = (
+                stats
+                if stats is not None
+                else spatial.new_zeros(spatial.shape[0], STAT_CHANNELS, *spatial.shape[2:])
+            )
+            spatial = torch.cat([spatial, stats.to(spatial.dtype)], 1)
         tokens, mask = self.null_tokens(maps.shape[0])
         return Conditions(spatial, tokens, mask)

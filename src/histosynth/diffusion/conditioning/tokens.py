@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from histosynth.diffusion.conditioning.base import Conditioning, Conditions
+from histosynth.diffusion.conditioning.statistics import STAT_CHANNELS, paint_crop_statistics
 from histosynth.diffusion.inputs import CropBatch
 
 __all__ = ["CropEncoder", "TokenCropConditioning"]
@@ -78,10 +79,13 @@ class TokenCropConditioning(Conditioning):
         Channels concatenated with the latent.
     crop_widths, crop_grid
         See :class:`CropEncoder`.
+    crop_stats
+        Also paint each class's crop colour statistics over its region, as channels beside the
+        map's (position-free: :mod:`~histosynth.diffusion.conditioning.statistics`).
     """
 
     uses_crops = True  # as position-free tokens
-    preset_widths = ("map_embed_dim", "map_channels", "crop_widths", "crop_grid")
+    preset_widths = ("map_embed_dim", "map_channels", "crop_widths", "crop_grid", "crop_stats")
 
     def __init__(
         self,
@@ -92,9 +96,11 @@ class TokenCropConditioning(Conditioning):
         map_channels: int = 8,
         crop_widths: tuple[int, ...] = (32, 64, 128),
         crop_grid: int = 2,
+        crop_stats: bool = False,
     ) -> None:
         super().__init__(num_classes, downsample, cross_attention_dim)
-        self.spatial_channels = map_channels
+        self.crop_stats = bool(crop_stats)
+        self.spatial_channels = map_channels + (STAT_CHANNELS if self.crop_stats else 0)
         f = downsample
         self.map_encoder = nn.Sequential(
             nn.Conv2d(num_classes + 1, map_embed_dim, f, stride=f),  # class num_classes: map absent
@@ -118,9 +124,14 @@ class TokenCropConditioning(Conditioning):
         spatial = self.map_encoder(one_hot.to(self.null_token.dtype))  # (B, map_channels, h, w)
         null, null_mask = self.null_tokens(B)  # (B, 1, D), (B, 1)
         if crops is None:
+            if self.crop_stats:  # no crops: zero statistics
+                spatial = torch.cat([spatial, spatial.new_zeros(B, STAT_CHANNELS, *spatial.shape[2:])], 1)
             return Conditions(spatial, null, null_mask)
         crops = crops.to(maps.device, spatial.dtype)
         keep = crops.mask if drop_crops is None else crops.mask & ~drop_crops.view(-1, 1)  # (B, N)
+        if self.crop_stats:  # (B, map_channels + 7, h, w)
+            stats = paint_crop_statistics(maps, crops, keep, self.num_classes, self.downsample, drop_map)
+            spatial = torch.cat([spatial, stats.to(spatial.dtype)], 1)
         N, T = keep.shape[1], self.crop_encoder.tokens_per_crop
         flat_keep = keep.flatten()
         # Encode only real, kept crops; with none, encode one and add it times zero so every
