@@ -144,7 +144,8 @@ def build_config(
         for k in keys[:-1]:
             nested = nested.setdefault(k, {})
         nested[keys[-1]] = value
-        _check_keys(cls, value_dict, source=f"--set {text}")
+        # repr only when needed: an error is one line, even for a value holding a newline
+        _check_keys(cls, value_dict, source=f"--set {text if text.isprintable() else repr(text)}")
         _deep_update(merged, value_dict)
         origin.pop(".".join(keys), None)
     try:
