@@ -137,7 +137,8 @@ def page(r: dict, picture: str) -> str:
     spaces = ["stain", *dets]
     lines += ["| images | " + " | ".join(f"{s}: mean ± std | {s}: per seed" for s in spaces) + " |",
               "|---" * (1 + 2 * len(spaces)) + "|"]  # fmt: skip
-    for v, per in agg["adherence"].items():
+    rows = sorted(agg["adherence"].items(), key=lambda kv: kv[0] == "real-heldout")  # the scale last
+    for v, per in rows:
         if not any(per.get(s) for s in spaces):  # runs before the real row was scored
             continue
         name = "real held-out, own lab's crops (the scale)" if v == "real-heldout" else _name(v)
