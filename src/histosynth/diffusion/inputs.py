@@ -74,6 +74,10 @@ class CropBatch:
             out["pixels"] = out["pixels"].to(dtype)
         return CropBatch(**out)
 
+    def kept(self, drop: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, N)`` bool: real crops of samples whose crops are not dropped (``drop (B,)``)."""
+        return self.mask if drop is None else self.mask & ~drop.view(-1, 1)
+
     def index(self, idx: torch.Tensor | slice | list[int]) -> CropBatch:
         """The crops of samples ``idx``."""
         return CropBatch(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})

@@ -99,6 +99,16 @@ class Regions:
     def __len__(self) -> int:
         return len(self.squares)
 
+    def add(
+        self, image: np.ndarray, label: np.ndarray, cls: int, square: np.ndarray, own: np.ndarray, lab: str
+    ) -> None:
+        """Region ``cls`` of ``image`` (its largest ``square``) with its ``own`` crop from ``lab``."""
+        self.squares.append(square)
+        self.stains.append(stain_statistics(image[label == cls]))
+        self.own.append(own)
+        self.labs.append(lab)
+        self.classes.append(cls)
+
 
 def collect_regions(synthetic: Any, rows: Sequence[int], real: Any, real_labs: Sequence[str],
                     min_area_frac: float = 0.05, seed: int = 0) -> Regions:  # fmt: skip
@@ -127,11 +137,7 @@ def collect_regions(synthetic: Any, rows: Sequence[int], real: Any, real_labs: S
             if got is None:
                 continue
             x, y, w, h = crop["box"]
-            out.squares.append(got[0])
-            out.stains.append(stain_statistics(image[label == c]))
-            out.own.append(real.image(j)[y : y + h, x : x + w])
-            out.labs.append(real_labs[j])
-            out.classes.append(c)
+            out.add(image, label, c, got[0], real.image(j)[y : y + h, x : x + w], real_labs[j])
     return out
 
 
@@ -162,11 +168,8 @@ def real_regions(real: Any, rows: Sequence[int], train_rows: Sequence[int], real
             )
             if got is None:
                 continue
-            out.squares.append(got[0])
-            out.stains.append(stain_statistics(image[label == c]))
-            out.own.append(crops[numpy_rng(seed, "adherence-own", pid, c).integers(len(crops))])
-            out.labs.append(real_labs[r])
-            out.classes.append(c)
+            own = crops[numpy_rng(seed, "adherence-own", pid, c).integers(len(crops))]
+            out.add(image, label, c, got[0], own, real_labs[r])
     return out
 
 

@@ -59,8 +59,8 @@ class Conditioning(nn.Module):
         The variant needs each crop's place in the image (``CropBatch.positions``): crops are
         cut at their place, not centred.
     preset_widths
-        Constructor arguments a backbone preset's ``conditioning`` table sets (encoder widths);
-        the others keep the defaults the class gives them.
+        Constructor arguments a backbone preset's ``conditioning`` table (or ``build_denoiser``'s
+        overrides) may set: encoder widths, ``crop_stats``; the others keep the class's defaults.
     """
 
     uses_crops: ClassVar[bool] = False

@@ -20,7 +20,7 @@ from torch import nn
 
 from histosynth.diffusion.conditioning.base import Conditioning, Conditions
 from histosynth.diffusion.conditioning.map import mix_masks
-from histosynth.diffusion.conditioning.statistics import STAT_CHANNELS, paint_crop_statistics
+from histosynth.diffusion.conditioning.statistics import STAT_CHANNELS, append_crop_statistics
 from histosynth.diffusion.inputs import CropBatch
 
 __all__ = ["SpatialCropConditioning", "paste_crops"]
@@ -41,7 +41,7 @@ def paste_crops(
     H, W = size
     rgb = crops.pixels.new_zeros(B, 3, H, W)
     cls = torch.full((B, H, W), -1, dtype=torch.long, device=rgb.device)
-    keep = crops.mask if drop is None else crops.mask & ~drop.view(-1, 1)
+    keep = crops.kept(drop)
     for b, n in keep.nonzero().tolist():
         r, c = crops.positions[b, n].tolist()
         h, w = crops.sizes[b, n].tolist()
@@ -100,24 +100,17 @@ class SpatialCropConditioning(Conditioning):
     ) -> Conditions:
         self.check_maps(maps)
         out = mix_masks(self.masks, self.bias, maps, drop_map)  # (B, mix, H, W)
-        stats = None
         if crops is not None:
             rgb, cls = paste_crops(crops.to(maps.device, out.dtype), tuple(maps.shape[-2:]), drop_crops)
             pasted = cls >= 0  # (B, H, W)
             weight = self.colour[cls.clamp(min=0)] * pasted[..., None, None]  # (B, H, W, mix, 3)
             out = out + torch.einsum("bhwmc,bchw->bmhw", weight, rgb)
-            if self.crop_stats:
-                keep = crops.mask if drop_crops is None else crops.mask & ~drop_crops.view(-1, 1)
-                stats = paint_crop_statistics(maps, crops, keep, self.num_classes, self.downsample, drop_map)
         else:  # keep the colour matrices in the graph (DistributedDataParallel needs every parameter)
             out = out + 0 * self.colour.sum()
         spatial = F.avg_pool2d(out, self.downsample) if self.downsample > 1 else out  # (B, mix, h, w)
-        if self.crop_stats:  # (B, mix + 7, h, w); no crops: zero statistics
-            stats = (
-                stats
-                if stats is not None
-                else spatial.new_zeros(spatial.shape[0], STAT_CHANNELS, *spatial.shape[2:])
+        if self.crop_stats:  # (B, mix + 7, h, w)
+            spatial = append_crop_statistics(
+                spatial, maps, crops, self.num_classes, self.downsample, drop_map, drop_crops
             )
-            spatial = torch.cat([spatial, stats.to(spatial.dtype)], 1)
         tokens, mask = self.null_tokens(maps.shape[0])
         return Conditions(spatial, tokens, mask)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from histosynth.diffusion.inputs import CropBatch
 
-__all__ = ["STAT_CHANNELS", "crop_colour_statistics", "paint_crop_statistics"]
+__all__ = ["STAT_CHANNELS", "append_crop_statistics", "crop_colour_statistics", "paint_crop_statistics"]
 
 STAT_CHANNELS = 7  # mean RGB, std RGB, "this class has a crop"
 
@@ -71,3 +71,24 @@ def paint_crop_statistics(
     painted = table[torch.arange(B, device=maps.device)[:, None, None], ids]  # (B, H, W, 7)
     painted = painted.permute(0, 3, 1, 2)  # (B, 7, H, W)
     return F.avg_pool2d(painted, downsample) if downsample > 1 else painted
+
+
+def append_crop_statistics(
+    spatial: torch.Tensor,
+    maps: torch.Tensor,
+    crops: CropBatch | None,
+    num_classes: int,
+    downsample: int,
+    drop_map: torch.Tensor | None = None,
+    drop_crops: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """A variant's ``spatial (B, c, h, w)`` with the painted statistics after it, ``(B, c + 7, h, w)``.
+
+    No crops (``None``) paints zeros, as dropping them all does.
+    """
+    if crops is None:
+        stats = spatial.new_zeros(spatial.shape[0], STAT_CHANNELS, *spatial.shape[2:])
+    else:
+        crops = crops.to(maps.device)
+        stats = paint_crop_statistics(maps, crops, crops.kept(drop_crops), num_classes, downsample, drop_map)
+    return torch.cat([spatial, stats.to(spatial.dtype)], 1)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from histosynth.diffusion.conditioning.base import Conditioning, Conditions
-from histosynth.diffusion.conditioning.statistics import STAT_CHANNELS, paint_crop_statistics
+from histosynth.diffusion.conditioning.statistics import STAT_CHANNELS, append_crop_statistics
 from histosynth.diffusion.inputs import CropBatch
 
 __all__ = ["CropEncoder", "TokenCropConditioning"]
@@ -122,16 +122,15 @@ class TokenCropConditioning(Conditioning):
             maps = maps.masked_fill(drop_map.view(-1, 1, 1), self.num_classes)
         one_hot = F.one_hot(maps, self.num_classes + 1).permute(0, 3, 1, 2)  # (B, K+1, H, W)
         spatial = self.map_encoder(one_hot.to(self.null_token.dtype))  # (B, map_channels, h, w)
+        if self.crop_stats:  # (B, map_channels + 7, h, w)
+            spatial = append_crop_statistics(
+                spatial, maps, crops, self.num_classes, self.downsample, drop_map, drop_crops
+            )
         null, null_mask = self.null_tokens(B)  # (B, 1, D), (B, 1)
         if crops is None:
-            if self.crop_stats:  # no crops: zero statistics
-                spatial = torch.cat([spatial, spatial.new_zeros(B, STAT_CHANNELS, *spatial.shape[2:])], 1)
             return Conditions(spatial, null, null_mask)
         crops = crops.to(maps.device, spatial.dtype)
-        keep = crops.mask if drop_crops is None else crops.mask & ~drop_crops.view(-1, 1)  # (B, N)
-        if self.crop_stats:  # (B, map_channels + 7, h, w)
-            stats = paint_crop_statistics(maps, crops, keep, self.num_classes, self.downsample, drop_map)
-            spatial = torch.cat([spatial, stats.to(spatial.dtype)], 1)
+        keep = crops.kept(drop_crops)  # (B, N)
         N, T = keep.shape[1], self.crop_encoder.tokens_per_crop
         flat_keep = keep.flatten()
         # Encode only real, kept crops; with none, encode one and add it times zero so every
