@@ -68,7 +68,7 @@ def main() -> None:
             page.eval_on_selector(
                 "#steps", f"(e) => {{ e.value = {args.steps}; e.dispatchEvent(new Event('input')); }}"
             )
-            page.select_option("#sampler", "dpm++")
+            page.select_option("#sampler", "dpm++-karras")
             page.fill("#seed", str(args.seed))
             page.click("#generate")
             page.wait_for_selector("#result:not([hidden])", timeout=300_000)

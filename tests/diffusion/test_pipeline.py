@@ -107,3 +107,18 @@ def test_samplers_follow_the_training_schedule(prediction, make_denoiser):
         pipe.set_sampler(name)
         out = pipe(maps, None, num_inference_steps=10, generator=_gens([0]), output_type="latent").images
         torch.testing.assert_close(out, target, atol=1e-4, rtol=0)
+
+
+def test_the_cli_offers_every_sampler():
+    from histosynth.cli.sample import SAMPLER_CHOICES  # a literal: the CLI does not import diffusers
+
+    assert SAMPLER_CHOICES == list(SAMPLERS)
+
+
+def test_karras_levels_spend_more_steps_at_low_noise():
+    from histosynth.diffusion.sampling import set_timesteps
+
+    plain, karras = make_scheduler(NoiseSchedule(), "dpm++"), make_scheduler(NoiseSchedule(), "dpm++-karras")
+    for s in (plain, karras):
+        set_timesteps(s, 20, "cpu")
+    assert int((karras.timesteps < 200).sum()) > int((plain.timesteps < 200).sum())

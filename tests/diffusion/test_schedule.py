@@ -56,3 +56,38 @@ def test_loss_is_zero_for_a_perfect_model_and_l1_or_l2():
     torch.testing.assert_close(l2, torch.full((2,), 0.25))
     drawn = DiffusionLoss(s)(lambda x, tt: x, x0, generator=torch.Generator().manual_seed(1))
     assert drawn.t.shape == (2,) and 0 <= int(drawn.t.min()) and int(drawn.t.max()) < 1000
+
+
+def test_input_perturbation_moves_the_input_not_the_target():
+    """DDPM-IP (Ning et al. 2023): x_t is made with ε + γ ξ, the target is ε's."""
+    s = NoiseSchedule(prediction="v_prediction")
+    x0 = torch.randn(2, 3, 4, 4)
+    g = torch.Generator().manual_seed(0)
+    t, noise, xi = (
+        torch.tensor([10, 600]),
+        torch.randn(2, 3, 4, 4, generator=g),
+        torch.randn(2, 3, 4, 4, generator=g),
+    )
+    seen = {}
+
+    def model(x, tt):
+        seen["x"] = x
+        return s.target(x0, noise, tt)  # the unperturbed target: zero loss
+
+    terms = DiffusionLoss(s, "l2", input_perturbation=0.1)(model, x0, t=t, noise=noise, perturbation=xi)
+    assert float(terms.raw.abs().max()) == 0.0
+    torch.testing.assert_close(seen["x"], s.add_noise(x0, noise + 0.1 * xi, t))
+    off = DiffusionLoss(s, "l2")(model, x0, t=t, noise=noise, perturbation=xi)  # ξ ignored when off
+    torch.testing.assert_close(seen["x"], s.add_noise(x0, noise, t))
+    assert float(off.raw.abs().max()) == 0.0
+
+
+def test_the_perturbation_is_drawn_last_so_other_draws_do_not_change():
+    from histosynth.train.draws import draw, sample_generators
+
+    plain = draw(sample_generators(3, 5, [0, 1]), (2, 4, 4), 1000, 0.1, 0.1, "cpu")
+    ip = draw(sample_generators(3, 5, [0, 1]), (2, 4, 4), 1000, 0.1, 0.1, "cpu", perturb=True)
+    assert plain.perturbation is None and ip.perturbation.shape == (2, 2, 4, 4)
+    for name in ("t", "noise", "drop_map", "drop_crops"):
+        torch.testing.assert_close(getattr(plain, name), getattr(ip, name))
+    assert not torch.equal(ip.perturbation, ip.noise)

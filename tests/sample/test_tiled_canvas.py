@@ -21,7 +21,7 @@ def _fill(canvas, t):
     canvas.pred[:] = 2.0 * _model(torch.from_numpy(np.array(canvas.scaled)), t).numpy()
 
 
-@pytest.mark.parametrize("sampler", ["ddim", "dpm++", "unipc", "euler"])
+@pytest.mark.parametrize("sampler", ["ddim", "dpm++", "dpm++-karras", "unipc", "euler"])
 def test_blocks_on_disk_step_like_the_whole_canvas(sampler, tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()

@@ -78,6 +78,7 @@ def test_studio_command_serves_the_real_model(tiny_checkpoint, crop_bank):
         status, _, body = call(base + "/api/config", headers={"Authorization": f"token {token}"})
         cfg = json.loads(body)
         assert status == 200 and cfg["size"] == 64 and "dpm++" in cfg["samplers"]
+        assert cfg["defaults"]["sampler"] == "dpm++-karras"
         assert [c["name"] for c in cfg["classes"]] == crop_bank.classes.names
     finally:
         proc.send_signal(signal.SIGINT)

@@ -6,7 +6,7 @@ import click
 
 from histosynth.cli.options import config_options, executor_options, make_stage_executor, resolve
 
-SAMPLER_CHOICES = ["ddim", "dpm++", "dpm++-sde", "unipc", "euler"]
+SAMPLER_CHOICES = ["ddim", "dpm++", "dpm++-karras", "dpm++-sde", "unipc", "euler"]  # = SAMPLERS (tested)
 
 
 @click.command("sample")

@@ -72,7 +72,7 @@ class LargeConfig:
     region_scale: float = 0.0
     crops: Literal["random", "none"] = "random"
     crops_per_class: int = 1
-    sampler: str = "dpm++"
+    sampler: str = "dpm++-karras"
     steps: int = 20
     guidance_map: float = 1.0
     guidance_crops: float = 1.0

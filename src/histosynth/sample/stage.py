@@ -53,7 +53,7 @@ class SampleConfig:
     fractions: tuple[float, ...] = ()
     crops: Literal["random", "same-slide", "nearest-colour", "none"] = "random"
     crops_per_class: int = 1
-    sampler: str = "dpm++"
+    sampler: str = "dpm++-karras"
     steps: int = 20
     guidance_map: float = 1.0
     guidance_crops: float = 1.0
@@ -80,7 +80,7 @@ register_presets(
     SampleConfig,
     {
         "paper": {"sampler": "ddim", "steps": 200, "eta": 1.0, "guidance_map": 1.0, "guidance_crops": 1.0},
-        "fast": {"sampler": "dpm++", "steps": 20},
+        "fast": {"sampler": "dpm++-karras", "steps": 20},
     },
 )
 

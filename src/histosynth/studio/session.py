@@ -19,6 +19,8 @@ from histosynth.data.crops import Crop
 from histosynth.studio.jobs import GenerateSettings, Generator, Job, JobQueue
 from histosynth.studio.uploads import UploadError, UploadStore, decode_label
 
+DEFAULT_SAMPLER = "dpm++-karras"  # the sample stage's default (docs/model.md: samplers measured)
+
 __all__ = ["Limits", "MapSource", "StudioSession", "check_same_classes"]
 
 
@@ -128,6 +130,7 @@ class StudioSession:
         counts = self.bank.index["class_id"].value_counts()
         background = 0 if 0 in self.classes.ids else self.classes.ids[0]
         lim = self.limits
+        samplers = list(self.generator.samplers)
         return {
             "size": self.size,
             "background": background,
@@ -135,13 +138,13 @@ class StudioSession:
                 {"id": c.id, "name": c.name, "color": list(c.color), "crops": int(counts.get(c.id, 0))}
                 for c in self.classes.classes
             ],
-            "samplers": list(self.generator.samplers),
+            "samplers": samplers,
             "defaults": {
                 "guidance_map": 1.0,
                 "guidance_crops": 1.0,
                 "steps": 20,
                 "seed": 0,
-                "sampler": list(self.generator.samplers)[0],
+                "sampler": DEFAULT_SAMPLER if DEFAULT_SAMPLER in samplers else samplers[0],
             },
             "limits": {
                 "max_steps": lim.max_steps,

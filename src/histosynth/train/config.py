@@ -78,6 +78,7 @@ class DiffusionConfig:
     prediction: Literal["epsilon", "v_prediction"] = "epsilon"
     loss: Literal["l1", "l2"] = "l1"
     min_snr_gamma: float | None = None  # e.g. 5.0 (Hang et al. 2023)
+    input_perturbation: float | None = None  # DDPM-IP's γ, e.g. 0.1 (Ning et al. 2023)
     drop_map: float = 0.1  # per-sample chance the map is replaced by "absent"
     drop_crops: float = 0.1  # per-sample chance the crops are dropped (independent)
 

@@ -27,12 +27,14 @@ def sample_generators(seed: int, step: int, positions: Sequence[int]) -> list[to
 
 @dataclass
 class Draws:
-    """A micro-batch's draws: ``t (B,)``, ``noise`` like the latents, dropout masks ``(B,)``."""
+    """A micro-batch's draws: ``t (B,)``, ``noise`` like the latents, dropout masks ``(B,)``,
+    and DDPM-IP's input perturbation ξ like the latents (``None`` when not asked for)."""
 
     t: torch.Tensor
     noise: torch.Tensor
     drop_map: torch.Tensor
     drop_crops: torch.Tensor
+    perturbation: torch.Tensor | None = None
 
 
 def draw(
@@ -42,17 +44,22 @@ def draw(
     p_drop_map: float,
     p_drop_crops: float,
     device: torch.device | str,
+    perturb: bool = False,
 ) -> Draws:
-    """Draw every sample's dropout flags, timestep and noise from its own generator."""
-    drops, ts, noise = [], [], []
+    """Draw every sample's dropout flags, timestep, noise and (``perturb``) ξ from its own
+    generator; ξ is drawn last, so the other draws are the same with it or without."""
+    drops, ts, noise, xi = [], [], [], []
     for g in gens:
         drops.append(torch.rand(2, generator=g))
         ts.append(torch.randint(0, num_timesteps, (1,), generator=g))
         noise.append(torch.randn(tuple(latent_shape), generator=g))
+        if perturb:
+            xi.append(torch.randn(tuple(latent_shape), generator=g))
     d = torch.stack(drops)
     return Draws(
         t=torch.cat(ts).to(device),
         noise=torch.stack(noise).to(device),
         drop_map=(d[:, 0] < p_drop_map).to(device),
         drop_crops=(d[:, 1] < p_drop_crops).to(device),
+        perturbation=torch.stack(xi).to(device) if perturb else None,
     )

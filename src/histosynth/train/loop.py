@@ -222,7 +222,8 @@ def run(
     params = list(model.parameters())  # walking the module tree every step costs milliseconds
 
     schedule = schedule_of(cfg)
-    loss_fn = DiffusionLoss(schedule, cfg.diffusion.loss, cfg.diffusion.min_snr_gamma)
+    d = cfg.diffusion
+    loss_fn = DiffusionLoss(schedule, d.loss, d.min_snr_gamma, d.input_perturbation)
     scheduler = make_scheduler(schedule, cfg.run.sampler)
     plan = BatchPlan(len(data), o.batch_size, accum, acc.num_processes, acc.process_index, seed)
     plan.micro_batch  # noqa: B018 - validates the batch split before any work
@@ -248,11 +249,13 @@ def run(
                     images.to(codec.dtype), generator=gens if kl_codec else None
                 ).float()
         d = cfg.diffusion
-        dr = draw(gens, x0.shape[1:], schedule.num_train_timesteps, d.drop_map, d.drop_crops, device)
+        perturb = bool(d.input_perturbation)
+        dr = draw(gens, x0.shape[1:], schedule.num_train_timesteps, d.drop_map, d.drop_crops, device, perturb)
         with acc.autocast():
             return loss_fn(
-                lambda x, t: model(x, t, maps, crops, dr.drop_map, dr.drop_crops), x0, t=dr.t, noise=dr.noise
-            )
+                lambda x, t: model(x, t, maps, crops, dr.drop_map, dr.drop_crops),
+                x0, t=dr.t, noise=dr.noise, perturbation=dr.perturbation,
+            )  # fmt: skip
 
     window: dict[str, Any] = {"loss": 0.0, "wloss": 0.0, "gnorm": 0.0, "n": 0, "t": 0.0, "data": 0.0}
     last: dict[str, float | None] = {"loss": None}
