@@ -48,6 +48,21 @@ def test_dataset_roundtrip_maps_equal_conditioning(tiny_checkpoint, tiny_dataset
     )  # complete: nothing redone
 
 
+def test_whole_passes_render_every_map_equally_often(tiny_checkpoint, tiny_dataset, bank, tmp_path):
+    maps = len(PatchDataset(tiny_dataset))
+    cfg = _cfg(maps_dir=str(tiny_dataset), n=maps + 1, whole_passes=True, batch_size=4)
+    syn = PatchDataset(run(tiny_checkpoint, tmp_path / "syn", cfg, crop_bank=bank.folder).folder)
+    counts = syn.index["map_source"].value_counts()
+    assert len(syn) == 2 * maps and len(counts) == maps and set(counts) == {2}
+    plain = run(
+        tiny_checkpoint,
+        tmp_path / "plain",
+        _cfg(maps_dir=str(tiny_dataset), n=maps + 1),
+        crop_bank=bank.folder,
+    )
+    assert len(PatchDataset(plain.folder)) == maps + 1  # off by default: n as asked
+
+
 def test_per_sample_seeds_independent_of_batch_size(tiny_checkpoint, tiny_dataset, bank, tmp_path):
     a = run(
         tiny_checkpoint, tmp_path / "a", _cfg(maps_dir=str(tiny_dataset), batch_size=1), crop_bank=bank.folder

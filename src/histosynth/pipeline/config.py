@@ -91,7 +91,8 @@ class RunConfig:
         The ``histosynth train`` preset every variant starts from.
     n_samples, sample_steps, sampler, guidance_map, guidance_crops
         The synthetic dataset: patches per variant (on held-out maps, crops from the training
-        split's crop bank), sampler steps and name, and the guidance scales.
+        split's crop bank; rounded up to whole passes over the held-out maps, so the set has
+        their class mix), sampler steps and name, and the guidance scales.
     without_crops
         Also sample each crop-using model without crops (``<variant>-no-crops``): what the
         crops add.
@@ -134,11 +135,11 @@ class RunConfig:
     train_preset: str = "cpu-tiny"
     # synthesis
     n_samples: int = 64
-    # 40 DPM-Solver++ steps on Karras noise levels, no crop guidance: on the demo's model (fresh
-    # clone, 1,981 steps) 20 steps at crop guidance 1.5 gave speckle 0.73, FD/floor 1.60 / 2.71
-    # (handcrafted / random-init-cnn), 40 steps at 1.0 0.76, 1.53 / 2.41; Karras levels add
-    # texture at no cost (3,000-step model: speckle 0.81 -> 0.85, rcnn 1.21 -> 1.09; docs/model.md).
-    sample_steps: int = 40
+    # 20 DPM-Solver++ steps on Karras noise levels, no crop guidance. With plain dpm++ 40 steps
+    # beat 20 (demo model: speckle 0.73 -> 0.76, random-init-cnn FD/floor 2.71 -> 2.41); on
+    # Karras levels 20 steps are as good as 40-80 and better than plain dpm++ 40 (3,000-step
+    # model, two seeds: speckle 0.81-0.83 -> 0.86-0.88, rcnn 1.21-1.26 -> 1.06-1.11; docs/model.md).
+    sample_steps: int = 20
     sampler: str = "dpm++-karras"
     guidance_map: float = 1.0
     guidance_crops: float = 1.0

@@ -152,7 +152,7 @@ def sample_config(cfg: RunConfig, real: str | Path) -> Any:
 
     values = {"n": cfg.n_samples, "sampler": cfg.sampler, "steps": cfg.sample_steps, "guidance_map": cfg.guidance_map,
               "guidance_crops": cfg.guidance_crops, "seed": cfg.seed, "batch_size": 16, "maps": "dataset",
-              "maps_dir": str(real)}  # fmt: skip
+              "maps_dir": str(real), "whole_passes": True}  # fmt: skip
     return _build(SampleConfig, cfg, "sample", values)
 
 

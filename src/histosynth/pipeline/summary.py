@@ -50,7 +50,7 @@ def plan_summary(plan: Plan) -> str:
     large = (
         f"; {cfg.large_images} large images of {cfg.large_size} px per variant" if cfg.large_images else ""
     )
-    rows.append(("synthesis", f"{cfg.n_samples} patches per variant{extra} ({cfg.sampler}, {cfg.sample_steps} steps)"
+    rows.append(("synthesis", f"{cfg.n_samples}+ patches per variant (whole passes over the held-out maps){extra} ({cfg.sampler}, {cfg.sample_steps} steps)"
                               f"{large}"))  # fmt: skip
     rows.append(
         (
