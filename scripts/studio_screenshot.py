@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "studio.png")
     ap.add_argument("--map", type=int, default=5, help="Index of the held-out map to load.")
     ap.add_argument("--port", type=int, default=8799)
-    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--seed", type=int, default=3)
     args = ap.parse_args()
     proc, url = start_studio(args.demo, args.port)

@@ -4,7 +4,7 @@ Used by ``histosynth sample``, the large-image synthesis, the evaluation and the
 
     synth = Synthesizer.from_checkpoint("runs/cmu/train")     # a `histosynth train` folder
     image = synth.generate(label, crops, guidance_map=1.5, guidance_crops=2.0,
-                           steps=20, sampler="dpm++", seed=0)  # (H, W, 3) uint8
+                           steps=20, sampler="dpm++-karras", seed=0)  # (H, W, 3) uint8
 
 A tiny checkpoint for tests (seconds on a CPU)::
 
