@@ -191,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
          "met": p["dit_over_unet"] <= 1.5}
         for p in result["pairs"]
     ]  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    from histosynth.artifacts import atomic_write_text  # readers never see half a file
+
+    atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
     for p in result["pairs"]:
         print(
             {k: round(v, 3) for k, v in p["s_per_step"].items()},

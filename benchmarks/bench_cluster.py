@@ -188,8 +188,9 @@ def main() -> None:
         machine = describe()
         result = summarize(args.n, args.d, args.k, args.seed, runs, attempts, machine)
     result["summary"] = summary_rows(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    from histosynth.artifacts import atomic_write_text  # readers never see half a file
+
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     keys = (
         "equal_inertia",
         "speedup_at_equal_inertia",

@@ -152,8 +152,9 @@ def main() -> None:
                     "load_average": os.getloadavg()},
     }  # fmt: skip
     result["summary"] = summary_rows(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    from histosynth.artifacts import atomic_write_text  # readers never see half a file
+
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: {"overhead": v["overhead"]} for k, v in results.items()}))
 
 

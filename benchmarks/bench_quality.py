@@ -241,8 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     report["held_out"] = metrics["counts"]["real_heldout"]
     report["runs"] = {k: str(v) for k, v in runs.items()}
     report["summary"] = summary_rows(report)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
+    from histosynth.artifacts import atomic_write_text  # readers never see half a file
+
+    atomic_write_text(out, json.dumps(report, indent=1) + "\n")
     if not args.quick:
         write_docs(report)
     for s in report["summary"]:

@@ -912,8 +912,9 @@ def main(argv: list[str] | None = None) -> int:
                                                  "machine": report["machine"], "minutes": report["minutes"]})  # fmt: skip
             report = {**old, **{p: report[p] for p in parts}}
     report["summary"] = summary_rows(report)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    from histosynth.artifacts import atomic_write_text  # readers never see half a file
+
+    atomic_write_text(out, json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
     for row in report["summary"]:
         print(row)

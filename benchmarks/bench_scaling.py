@@ -218,8 +218,9 @@ def main() -> None:
         "byte_equal": same,
         "summary": summary(runs, same),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    from histosynth.artifacts import atomic_write_text  # readers never see half a file
+
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     for row in result["summary"]:
         print(f"{row['metric']}: {row['value']} (goal {row['goal']}, met {row['met']})")
 

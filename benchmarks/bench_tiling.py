@@ -657,8 +657,9 @@ def main() -> None:
         }
         print(json.dumps(result["histolab"]), flush=True)
     result["summary"] = summary_rows(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    from histosynth.artifacts import atomic_write_text  # readers never see half a file
+
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

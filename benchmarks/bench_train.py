@@ -309,8 +309,9 @@ def main(argv: list[str] | None = None) -> None:
         old.setdefault("reruns", []).append({"presets": args.presets, "machine": report["machine"]})
         report = old
     report["summary"] = summary_rows(report)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    from histosynth.artifacts import atomic_write_text  # readers never see half a file
+
+    atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

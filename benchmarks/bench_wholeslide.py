@@ -188,8 +188,9 @@ def main() -> None:
               "machine": machine(), "small": measure("small", args.small), "large": measure("large", args.large)}  # fmt: skip
     result["machine"]["load_avg_end"] = list(os.getloadavg())
     result["summary"] = summary_rows(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    from histosynth.artifacts import atomic_write_text  # readers never see half a file
+
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 
