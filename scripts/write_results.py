@@ -39,6 +39,20 @@ def name_of(v: str) -> str:
     return _NAMES.get(v, v)
 
 
+def _made(counts: dict, variants: list[str], asked: int) -> str:
+    """Images per variant as evaluated (the run rounds ``n_samples`` up to whole passes over
+    the held-out maps), with what was asked when they differ.
+
+    >>> _made({"synthetic_map": 132, "synthetic_tokens": 132}, ["map", "tokens"], 128)
+    '132 images per variant (n_samples 128, rounded up to whole passes over the maps)'
+    """
+    made = sorted({counts.get(f"synthetic_{v}") for v in variants} - {None})
+    if made == [asked] or not made:
+        return f"{asked} images per variant"
+    shown = " / ".join(str(n) for n in made)
+    return f"{shown} images per variant (n_samples {asked}, rounded up to whole passes over the maps)"
+
+
 def _fmt(x: float | None, digits: int = 3) -> str:
     if x is None:
         return "–"
@@ -312,7 +326,7 @@ def write(run: Path, out: Path, note: str = "") -> str:
         "held-out real patches.",
         f"- Model: {_recipe(run, variants, plan.get('train_preset', 'cpu-tiny'))} ("
         f"{', '.join(f'{name_of(v)} {n / 1e6:.2f} M' for v, n in params.items())} parameters), seed {plan['seed']}.",
-        f"- Sampling: {plan['n_samples']} images per variant on held-out maps, `{plan['sampler']}` "
+        f"- Sampling: {_made(counts, variants, plan['n_samples'])} on held-out maps, `{plan['sampler']}` "
         f"{plan['sample_steps']} steps, guidance map {plan['guidance_map']:g} / crops {plan['guidance_crops']:g}; "
         "crops from the training split's crop bank.",
         f"- Segmenter (TSTR, mask fidelity): DeepLabv3+ (ResNet-18, random init), "
