@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from histosynth.config import register_presets
+from histosynth.sample import DEFAULT_SAMPLER
 
 __all__ = ["RUN_PRESETS", "STAGE_TABLES", "RunConfig"]
 
@@ -140,7 +141,7 @@ class RunConfig:
     # Karras levels 20 steps are as good as 40-80 and better than plain dpm++ 40 (3,000-step
     # model, two seeds: speckle 0.81-0.83 -> 0.86-0.88, rcnn 1.21-1.26 -> 1.06-1.11; docs/model.md).
     sample_steps: int = 20
-    sampler: str = "dpm++-karras"
+    sampler: str = DEFAULT_SAMPLER
     guidance_map: float = 1.0
     guidance_crops: float = 1.0
     without_crops: bool = True

@@ -32,6 +32,7 @@ from histosynth.artifacts import Kind, StageResult, prepare_output, read_manifes
 from histosynth.config import config_to_dict
 from histosynth.data.pyramid_tiff import write_pyramid_tiff
 from histosynth.jobs import RunSummary
+from histosynth.sample import DEFAULT_SAMPLER
 from histosynth.sample.large_geojson import write_large_geojson
 from histosynth.sample.large_map import large_map, present_classes
 from histosynth.sample.paged import paged_region_fn
@@ -72,7 +73,7 @@ class LargeConfig:
     region_scale: float = 0.0
     crops: Literal["random", "none"] = "random"
     crops_per_class: int = 1
-    sampler: str = "dpm++-karras"
+    sampler: str = DEFAULT_SAMPLER
     steps: int = 20
     guidance_map: float = 1.0
     guidance_crops: float = 1.0

@@ -38,6 +38,7 @@ from histosynth.artifacts import Kind, StageResult, prepare_output, read_manifes
 from histosynth.config import config_to_dict, register_presets, without_defaults
 from histosynth.data.patch_dataset import PatchDatasetWriter
 from histosynth.jobs import RunSummary, run_items
+from histosynth.sample import DEFAULT_SAMPLER
 from histosynth.seeding import item_seed, numpy_rng
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ class SampleConfig:
     fractions: tuple[float, ...] = ()
     crops: Literal["random", "same-slide", "nearest-colour", "none"] = "random"
     crops_per_class: int = 1
-    sampler: str = "dpm++-karras"
+    sampler: str = DEFAULT_SAMPLER
     steps: int = 20
     guidance_map: float = 1.0
     guidance_crops: float = 1.0
@@ -87,7 +88,7 @@ register_presets(
     SampleConfig,
     {
         "paper": {"sampler": "ddim", "steps": 200, "eta": 1.0, "guidance_map": 1.0, "guidance_crops": 1.0},
-        "fast": {"sampler": "dpm++-karras", "steps": 20},
+        "fast": {"sampler": DEFAULT_SAMPLER, "steps": 20},
     },
 )
 

@@ -16,10 +16,9 @@ import numpy as np
 
 from histosynth.data.classmap import ClassMap, ClassMapError
 from histosynth.data.crops import Crop
+from histosynth.sample import DEFAULT_SAMPLER
 from histosynth.studio.jobs import GenerateSettings, Generator, Job, JobQueue
 from histosynth.studio.uploads import UploadError, UploadStore, decode_label
-
-DEFAULT_SAMPLER = "dpm++-karras"  # the sample stage's default (docs/model.md: samplers measured)
 
 __all__ = ["Limits", "MapSource", "StudioSession", "check_same_classes"]
 
