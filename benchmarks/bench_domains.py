@@ -21,7 +21,7 @@ One command, every step a resumable stage folder under ``--work``:
    picture of one map rendered with crops of each lab.
 
 Usage: ``python benchmarks/bench_domains.py [--quick] [--out FILE] [--work DIR] [--seeds N] [--steps N]
-[--crop-stats on|off]``
+[--strength mild|strong] [--crop-stats on|off]``
 (``make results-domains`` runs the full size and writes the page; ``--quick`` checks every step
 at a tiny size in minutes: its numbers are not the measurement).
 """
@@ -51,11 +51,12 @@ class Plan:
 
     labs: int = 5
     lab_seed: int = 0
+    strength: str = "strong"  # histosynth.domains.labs.LAB_STRENGTHS: labs that differ more than patches do
     source: str = "lab-A"
     new_lab: str = "lab-B"
     seeds: int = 3
     steps: int = 3000
-    sampler: str = "dpm++"
+    sampler: str = "dpm++-karras"  # histosynth.sample.DEFAULT_SAMPLER
     sample_steps: int = 20
     guidance_crops: float = 1.5
     few_crops: int = 8
@@ -93,6 +94,7 @@ def prepare(work: Path, plan: Plan) -> dict[str, Path]:
     from histosynth.data.build import DatasetConfig
     from histosynth.data.derived_labels import stain_labels
     from histosynth.demo import DemoPlan
+    from histosynth.domains.labs import LAB_STRENGTHS
     from histosynth.domains.stage import DomainsConfig
     from histosynth.sample.crop_bank import CropBankConfig
     from histosynth.samples import cmu_small_region
@@ -105,7 +107,7 @@ def prepare(work: Path, plan: Plan) -> dict[str, Path]:
     sampling = {"sampling": {"max_per_slide": 0, "homogeneous_share": 0.25}, "seed": 0}
     _stage("dataset", work / "tiles", work / "dataset", build_config(DatasetConfig, values=sampling),
            labels=stain_labels(work / "tiles"))  # fmt: skip
-    labs = DomainsConfig(labs=plan.labs, seed=plan.lab_seed)
+    labs = DomainsConfig(labs=plan.labs, seed=plan.lab_seed, ranges=LAB_STRENGTHS[plan.strength])
     names = [lab.name for lab in labs.draw()]
     _stage("domains", work / "dataset", work / "labs", labs)
     train_labs = tuple(n for n in names if n != plan.new_lab)
@@ -236,7 +238,7 @@ def command_line(args: argparse.Namespace) -> str:
         " --quick" if args.quick else "",
         *(
             f" --{k.replace('_', '-')} {v}"
-            for k in ("seeds", "steps", "crop_stats")
+            for k in ("seeds", "steps", "strength", "crop_stats")
             if (v := getattr(args, k)) is not None
         ),
     ]
@@ -262,11 +264,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=None, help="the run's folders (resumed when present)")
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--strength", choices=("mild", "strong"), default=None,
+                    help="how different the simulated labs are (histosynth.domains.labs.LAB_STRENGTHS) [strong]")
     ap.add_argument("--crop-stats", choices=("on", "off"), default=None,
                     help="force model.crop_stats (default: the preset's); runs in its own folders")  # fmt: skip
     args = ap.parse_args(argv)
     plan = QUICK if args.quick else Plan()
-    plan = replace(plan, **{k: v for k, v in (("seeds", args.seeds), ("steps", args.steps)) if v is not None})
+    given = (("seeds", args.seeds), ("steps", args.steps), ("strength", args.strength))
+    plan = replace(plan, **{k: v for k, v in given if v is not None})
     if args.crop_stats is not None:
         plan = replace(plan, crop_stats=args.crop_stats == "on")
     sub = "quick" if args.quick else ""

@@ -34,6 +34,15 @@ Ranges (:class:`LabRanges`) and where they come from:
 * ``blur_um`` 0–1 µm and ``jpeg_quality`` 70–95: our choice, not from a publication: mild
   defocus at 1 µm/px and the quality range of common slide formats; both can be switched off.
 
+Two named strengths (:data:`LAB_STRENGTHS`): ``mild``, the ranges above (the default), and
+``strong``, each range at the far end of its source: ``bias`` ±0.2 natural OD (HED-strong's
+additive range, Tellez et al. 2019, read in natural OD, again the smaller reading) and the stain
+vectors turned up to the whole gap between the two published references (hematoxylin ≤ 8.4°,
+eosin ≤ 29.4°). ``scale``, blur and JPEG are those of ``mild``. Real held-out tissue scored
+against its own lab's crops (the evaluation's ``real-heldout`` row) is what separates them: on
+the bundled slide ``mild`` labs differ little more than patches of one lab do, ``strong`` ones
+clearly (``docs/domains.md``).
+
 :func:`draw_labs` draws K labs *stratified*: each parameter's range is cut into K equal strata
 and every lab takes a different one (a Latin hypercube), so no two labs are near-copies however
 small K is. Every draw comes from ``seed``, so the same seed gives the same labs.
@@ -50,6 +59,7 @@ from histosynth.domains.stain import RUIFROK_HED, concentrations, from_concentra
 
 __all__ = [
     "IDENTITY",
+    "LAB_STRENGTHS",
     "HedJitter",
     "Lab",
     "LabRanges",
@@ -133,6 +143,12 @@ class LabRanges:
                 raise ValueError(f"lab range {f.name} must be (low, high) with low ≤ high, got {value}")
         if self.scale[0] <= 0 or not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
             raise ValueError("lab scales must be positive and JPEG qualities within 1..100")
+
+
+LAB_STRENGTHS: dict[str, LabRanges] = {
+    "mild": LabRanges(),
+    "strong": LabRanges(bias=(-0.2, 0.2), h_angle=(0.0, 8.4), e_angle=(0.0, 29.4)),
+}
 
 
 def apply_lab(image: np.ndarray, lab: Lab, mpp: float = 1.0) -> np.ndarray:
