@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--strength", choices=("mild", "strong"), default=None,
-                    help="how different the simulated labs are (histosynth.domains.labs.LAB_STRENGTHS) [strong]")
+                    help="how different the simulated labs are (histosynth.domains.labs.LAB_STRENGTHS) [strong]")  # fmt: skip
     ap.add_argument("--crop-stats", choices=("on", "off"), default=None,
                     help="force model.crop_stats (default: the preset's); runs in its own folders")  # fmt: skip
     args = ap.parse_args(argv)
@@ -279,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or HERE.parent / "runs" / ("domains-quick" if args.quick else "domains")
     work.mkdir(parents=True, exist_ok=True)
     t0, load0 = time.monotonic(), os.getloadavg()[0]
+    from histosynth.domains.labs import LAB_STRENGTHS
     from histosynth.domains.stage import read_labs
 
     paths = prepare(work, plan)
@@ -287,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [run_seed(work, paths, plan, s, train_labs) for s in range(plan.seeds)]
     sets = {k: p for s in seeds for k, p in s["transfer_sets"].items()}
     result = {
-        "plan": asdict(plan), "quick": args.quick, "machine": machine(), "labs": [lab.to_json() for lab in labs],
+        "plan": asdict(plan), "ranges": asdict(LAB_STRENGTHS[plan.strength]), "quick": args.quick, "machine": machine(), "labs": [lab.to_json() for lab in labs],
         "train_labs": train_labs, "counts": _counts(paths["real"]), "seeds": seeds,
         "transfer": transfer(work, paths, plan, sets),
         "picture": picture(work, paths, train_labs, out.parent / "bench_domains_labs.png", plan.tag),

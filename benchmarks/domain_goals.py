@@ -15,6 +15,7 @@ from histosynth.evaluate.keys import slug
 DUAL = ("spatial", "tokens")
 DETECTORS = ("handcrafted", "random-init-cnn")
 SPACES = ("stain", *DETECTORS)
+REAL_HELDOUT = "real-heldout"
 BASELINES = ("a-real+hed-jitter", "a-real/norm-macenko", "a-real/norm-reinhard")
 
 
@@ -49,6 +50,15 @@ def aggregate(result: dict[str, Any]) -> dict[str, Any]:
                 lab: mean_std([s["metrics"][v].get(f"domainfd_{slug(lab)}_{det}") for s in result["seeds"]])
                 for lab in labs
             }
+        if v == REAL_HELDOUT:  # the crop-blind end of the scale (histosynth.evaluate.domains)
+            agg["domainfd_blind"] = {}
+            for det in DETECTORS:
+                seeds = _per_seed(result, v, "domainfd_blind", det)
+                if any(x["value"] is not None for x in seeds):
+                    agg["domainfd_blind"][det] = {
+                        **(mean_std([x["value"] for x in seeds]) or {}),
+                        "seeds": seeds,
+                    }
         agg["adherence"][v] = {}
         for space in SPACES:
             seeds = _per_seed(result, v, "adherence", space)

@@ -64,3 +64,23 @@ def test_training_takes_foreign_crops_from_the_images_own_lab(tmp_path):
             seen += 1
             assert crop.source.split(":")[0].rsplit("_", 1)[1] == data.ids[i].rsplit("_", 1)[1]
     assert seen > 0
+
+
+def test_strength_draws_the_strong_ranges(tmp_path, capsys):
+    from histosynth.domains.labs import LAB_STRENGTHS
+    from histosynth.domains.stage import read_labs
+
+    src = _source(tmp_path)
+    code, text = run_cli(
+        ["domains", src.folder, tmp_path / "s", "--labs", "5", "--strength", "strong"], capsys
+    )
+    assert code == 0, text
+    strong, mild = LAB_STRENGTHS["strong"], LAB_STRENGTHS["mild"]
+    labs = read_labs(tmp_path / "s")
+    # stratified: one lab in each fifth of the range, so the widest bias lies beyond mild's
+    assert max(abs(lab.e_bias) for lab in labs) > mild.bias[1]
+    assert all(strong.bias[0] <= lab.h_bias <= strong.bias[1] for lab in labs)
+    assert (
+        all(lab.e_angle <= strong.e_angle[1] for lab in labs)
+        and max(lab.e_angle for lab in labs) > mild.e_angle[1]
+    )

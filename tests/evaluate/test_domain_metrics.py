@@ -123,6 +123,9 @@ def test_evaluate_reports_per_domain_fd_and_adherence(labs_data, tmp_path, tiny_
         follow
     ) and "domainfd_pixels-32" in floor
     assert follow["adherence_stain"] < 0.5 and 0.8 <= ignore["adherence_stain"] <= 1.2
+    # the crop-blind end of the scale is reported beside the floor (its values: the test below)
+    blind = floor["domainfd_blind_pixels-32"]
+    assert floor["domainfd_blind_ci_low_pixels-32"] <= blind <= floor["domainfd_blind_ci_high_pixels-32"]
     # the scale: real held-out patches with own-lab crops score what a faithful generator does
     # ("follow" renders exactly those patches; only the crops drawn for them differ)
     assert abs(floor["adherence_stain"] - follow["adherence_stain"]) < 0.15, (floor, follow)
@@ -131,3 +134,32 @@ def test_evaluate_reports_per_domain_fd_and_adherence(labs_data, tmp_path, tiny_
     page = report(tmp_path / "ev", tmp_path / "report.html").folder.read_text()
     assert "Simulated labs" in page and "lab-B" in page
     json.dumps(m)  # strict JSON
+
+
+def test_blind_reference_draws_each_labs_count_from_the_pooled_labs():
+    from histosynth.evaluate.domains import blind_reference
+
+    train = np.arange(12, dtype=np.float64)[:, None]
+    labs = ["a"] * 6 + ["b"] * 4 + ["c"] * 2  # c is not scored: never drawn
+    rows, names = blind_reference(train, labs, ["a", "b"], seed=3)
+    assert names == ["a"] * 6 + ["b"] * 4
+    assert set(rows[:, 0]) <= set(range(10)) and len(set(rows[:6, 0])) == 6  # without replacement
+    again, _ = blind_reference(train, labs, ["a", "b"], seed=3)
+    assert (again == rows).all()
+
+
+@pytest.mark.parametrize("shift", [0.0, 3.0])
+def test_the_blind_reference_is_the_floor_for_equal_labs_and_far_above_it_for_distinct_ones(shift):
+    from histosynth.evaluate.domains import blind_reference, domain_fd
+
+    rng = np.random.default_rng(0)
+    names = ["a", "b", "c"]
+    train = np.concatenate([rng.normal(k * shift, 1.0, (300, 4)) for k in range(3)])
+    held = np.concatenate([rng.normal(k * shift, 1.0, (100, 4)) for k in range(3)])
+    train_labs, held_labs = np.repeat(names, 300), np.repeat(names, 100)
+    floor = domain_fd(train, train_labs, held, held_labs, replicates=0)["mean"]
+    blind = domain_fd(held, held_labs, *blind_reference(train, train_labs, names), replicates=0)["mean"]
+    if shift == 0:
+        assert blind < 3 * floor + 0.05  # both only the sampling noise of FD
+    else:
+        assert blind > 20 * floor

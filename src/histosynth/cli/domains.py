@@ -14,10 +14,12 @@ from histosynth.cli.options import config_options
 @click.option("--seed", type=int, default=None, help="Seed of the draw [0].")
 @click.option("--assign", type=click.Choice(["all", "one"]), default=None,
               help="Every patch in every lab (all) or each patch in one lab (one) [all].")  # fmt: skip
+@click.option("--strength", type=click.Choice(["mild", "strong"]), default=None,
+              help="How different the labs are (histosynth.domains.labs.LAB_STRENGTHS) [mild].")  # fmt: skip
 @click.option("--only", multiple=True, metavar="LAB", help="Keep only this lab, e.g. lab-B (repeatable).")
 @click.option("--overwrite", is_flag=True, help="Replace an output folder of another configuration.")
 @config_options()
-def command(dataset, out, labs, seed, assign, only, overwrite, config_file, overrides) -> None:
+def command(dataset, out, labs, seed, assign, strength, only, overwrite, config_file, overrides) -> None:
     """Re-stain and re-scan DATASET as simulated labs into OUT (a patch dataset, maps unchanged).
 
     Each lab scales and shifts the hematoxylin and eosin concentrations, turns the stain
@@ -25,14 +27,18 @@ def command(dataset, out, labs, seed, assign, only, overwrite, config_file, over
     histosynth.domains.labs). OUT's index gains a `domain` column; OUT/domains.json lists
     every lab's parameters. Re-running resumes.
 
-    Example: histosynth domains data/real data/labs --labs 4 --seed 0
+    Example: histosynth domains data/real data/labs --labs 4 --seed 0 --strength strong
     """
+    import dataclasses
+
     from histosynth.cli.options import resolve
     from histosynth.console import format_table
+    from histosynth.domains.labs import LAB_STRENGTHS
     from histosynth.domains.stage import DomainsConfig, run
 
+    ranges = dataclasses.asdict(LAB_STRENGTHS[strength]) if strength else None
     cfg = resolve(DomainsConfig, None, config_file, overrides, labs=labs, seed=seed, assign=assign,
-                  only=list(only) or None)  # fmt: skip
+                  only=list(only) or None, ranges=ranges)  # fmt: skip
     result = run(dataset, out, cfg, overwrite=overwrite)
     click.echo(result.summary.describe("chunks"))
     if not result.ok:

@@ -11,6 +11,13 @@ A generator that ignores its crops makes the same images whatever the lab, so it
 stays high; one that follows them matches each lab. The floor (the ``real-heldout`` row) is the
 held-out patches of each lab against that lab's training patches.
 
+The other end of the scale (``domainfd_blind_<detector>`` of the ``real-heldout`` row): each
+lab's held-out patches against as many training patches drawn from every scored lab pooled.
+That is a generator that ignores the lab, made perfectly: it reproduces the training labs'
+tissue in their proportions whatever crop it is given. ``blind / floor`` is the largest ratio
+"crop-blind FD over crop-following FD" the labs allow; when the labs differ little more than
+patches of one lab do it is near 1 and no generator can show that its crops carry the lab.
+
 The interval is a percentile bootstrap of the mean: each lab's two sets are resampled
 independently (:func:`~histosynth.evaluate.bootstrap.bootstrap_fd`), the replicates are
 averaged across labs, and the interval is shifted by the bootstrap estimate of bias as for FD.
@@ -27,7 +34,7 @@ from histosynth.evaluate.bootstrap import bootstrap_fd, percentile_interval
 from histosynth.evaluate.distribution import fd_between
 from histosynth.evaluate.features import Features
 
-__all__ = ["domain_fd", "domain_metrics", "real_domains", "row_domains"]
+__all__ = ["blind_reference", "domain_fd", "domain_metrics", "real_domains", "row_domains"]
 
 
 def real_domains(real: Any) -> list[str] | None:
@@ -111,6 +118,24 @@ def domain_fd(
     return out
 
 
+def blind_reference(train: np.ndarray, train_labs: Sequence[str], labs: Sequence[str],
+                    seed: int = 0) -> tuple[np.ndarray, list[str]]:  # fmt: skip
+    """Per lab in ``labs``, as many training rows as that lab has, drawn from every lab in ``labs``.
+
+    Returns the rows and their labels (the lab each draw stands in for), for :func:`domain_fd`.
+    """
+    from histosynth.seeding import numpy_rng
+
+    train_labs = np.asarray(train_labs)
+    pool = np.flatnonzero(np.isin(train_labs, list(labs)))
+    rows, names = [], []
+    for d in labs:
+        n = min(int((train_labs == d).sum()), len(pool))
+        rows.append(train[numpy_rng(seed, "blind-reference", d).choice(pool, size=n, replace=False)])
+        names += [d] * n
+    return (np.concatenate(rows) if rows else train[:0]), names
+
+
 def _put(metrics: dict[str, Any], key: str, space: str, value: Any, ci: tuple[float, float] | None) -> None:
     """``<key>_<space>`` and its interval as ``<key>_ci_low_<space>`` / ``<key>_ci_high_<space>``."""
     metrics[f"{key}_{space}"] = value
@@ -124,7 +149,7 @@ def domain_metrics(
     """Per-domain FD (every variant and the real floor) and crop adherence into ``metrics``.
 
     Keys: ``domainfd_<detector>`` (mean over labs) with its interval, ``domainfd_<lab>_<detector>``
-    per lab; ``adherence_<space>`` (``stain`` or a detector) with its interval,
+    per lab, and on the real held-out row ``domainfd_blind_<detector>`` (see the module notes); ``adherence_<space>`` (``stain`` or a detector) with its interval,
     ``adherence_regions`` (also for the real held-out patches, the scale: see
     :func:`~histosynth.evaluate.adherence.real_regions`). Returns the labs of the real data (empty when it has none, and then
     nothing is computed).
@@ -150,6 +175,14 @@ def domain_metrics(
             ci = (res["ci_low"], res["ci_high"]) if "ci_low" in res else None
             _put(metrics[v], "domainfd", name, res["mean"], ci)
             metrics[v].update({f"domainfd_{slug(d)}_{name}": fd for d, fd in res["per_lab"].items()})
+        scored = sorted({d for v, (_, _, v_labs) in pairs.items() if v != REAL_HELDOUT for d in v_labs if d})
+        if scored:  # the crop-blind end of the scale, beside the floor
+            train = feats[name]["train"].features
+            blind, blind_labs = blind_reference(train, pairs[REAL_HELDOUT][1], scored, cfg.seed)
+            res = domain_fd(feats[name][REAL_HELDOUT].features, held, blind, blind_labs, *boot)
+            if res is not None:
+                ci = (res["ci_low"], res["ci_high"]) if "ci_low" in res else None
+                _put(metrics[REAL_HELDOUT], "domainfd_blind", name, res["mean"], ci)
     refs = reference_crops(data.real, data.train_rows, labs, seed=cfg.seed)
     found = {v: collect_regions(ds, data.synthetic_rows[v], data.real, labs, seed=cfg.seed)
              for v, ds in data.mapped().items()}  # fmt: skip
