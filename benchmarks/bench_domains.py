@@ -186,11 +186,16 @@ def _train_facts(run: Path) -> dict[str, Any]:
 
 
 def transfer(work: Path, paths: dict[str, Path], plan: Plan, sets: dict[str, str]) -> dict[str, Any]:
+    from histosynth.domains.labs import LAB_STRENGTHS
     from histosynth.domains.transfer import TransferConfig, run_transfer
     from histosynth.evaluate.config import SegmenterConfig
 
     seg = SegmenterConfig(steps=plan.segmenter_steps, crop=64, decoder_channels=32)
-    cfg = TransferConfig(source=plan.source, target=plan.new_lab, seeds=plan.segmenter_seeds, segmenter=seg)
+    # A fair baseline: HED jitter as wide as the labs' own concentration ranges, so it could
+    # produce lab B's intensities (it has no turned vectors, blur or JPEG, as published).
+    ranges = LAB_STRENGTHS[plan.strength]
+    cfg = TransferConfig(source=plan.source, target=plan.new_lab, seeds=plan.segmenter_seeds, segmenter=seg,
+                         jitter_scale=round(ranges.scale[1] - 1.0, 6), jitter_bias=ranges.bias[1])  # fmt: skip
     print("== transfer: DeepLabv3+ trained in lab A, tested in lab B", flush=True)
     return {**run_transfer(paths["labs"], sets, work / f"transfer{plan.tag}", cfg), "config": asdict(cfg)}
 
