@@ -136,7 +136,9 @@ def page(r: dict, picture: str) -> str:
         f"{plan['segmenter_seeds']} segmenter seeds per condition (synthetic conditions: also every generator seed); "
         f"trained in {plan['source']} ({r['transfer']['train_images']} patches), tested on {plan['new_lab']}'s "
         f"{r['transfer']['test_images']} held-out patches; synthetic {plan['new_lab']}: {plan['source']}'s training maps "
-        f"with at most {plan['few_crops']} crops per class of {plan['new_lab']}.", "",
+        f"with at most {plan['few_crops']} crops per class of {plan['new_lab']}; HED jitter draws α within "
+        f"±{_f(r['transfer']['config']['jitter_scale'])} and β within ±{_f(r['transfer']['config']['jitter_bias'])} OD "
+        "per stain.", "",
         "## The same map in every lab", "",
         f"![one held-out map](img/{Path(picture).name})", "",
         f"Top row: the map, then the real patch as each training lab ({', '.join(r['train_labs'])}) stains and scans "
