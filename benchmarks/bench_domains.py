@@ -77,6 +77,19 @@ QUICK = Plan(seeds=2, steps=30, sample_steps=6, held_maps=8, transfer_images=16,
              segmenter_seeds=2, bootstrap=10)  # fmt: skip
 
 
+def train_config(plan: Plan, variant: str, seed: int):
+    """The ``cpu-tiny`` training config of one variant (``crop_stats`` left to the preset unless forced)."""
+    from histosynth.config import build_config
+    from histosynth.diffusion.conditioning import SHORT_NAMES
+    from histosynth.train.config import TrainConfig
+
+    model: dict[str, Any] = {"conditioning": SHORT_NAMES[variant]}
+    if plan.crop_stats is not None:  # a None value would override the preset's choice with "off"
+        model["crop_stats"] = plan.crop_stats
+    return build_config(TrainConfig, preset="cpu-tiny",
+                        values={"model": model, "run": {"steps": plan.steps, "seed": seed}})  # fmt: skip
+
+
 def _stage(name: str, *args: Any, **kwargs: Any):
     from histosynth.stages import STAGES
 
@@ -131,11 +144,9 @@ def run_seed(
 ) -> dict[str, Any]:
     """Train the variants, sample their sets, evaluate; returns the seed's metrics."""
     from histosynth.config import build_config
-    from histosynth.diffusion.conditioning import SHORT_NAMES
     from histosynth.evaluate.config import EvaluateConfig
     from histosynth.evaluate.suite import read_metrics
     from histosynth.sample.stage import SampleConfig
-    from histosynth.train.config import TrainConfig
 
     root, counts = work / f"seed{seed}{plan.tag}", _counts(paths["real"])
     held = plan.held_maps or counts["test"]
@@ -144,9 +155,7 @@ def run_seed(
     synthetic, transfer = {}, {}
     for v in VARIANTS:
         model = root / "train" / v
-        cfg = build_config(TrainConfig, preset="cpu-tiny",
-                           values={"model": {"conditioning": SHORT_NAMES[v], "crop_stats": plan.crop_stats},
-                                   "run": {"steps": plan.steps, "seed": seed}})  # fmt: skip
+        cfg = train_config(plan, v, seed)
         print(f"== seed {seed}: train {v}, {plan.steps} steps", flush=True)
         _stage("train", paths["labs_train"], model, cfg)
         ref = v == "map"  # the map-only model records the crops it would have been given

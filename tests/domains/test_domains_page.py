@@ -1,6 +1,7 @@
 """The benchmark's goal rows and docs/domains.md, from a made-up run (no training)."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _load(path: Path):
     spec = importlib.util.spec_from_file_location(path.stem, path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod
 
@@ -85,3 +87,11 @@ def test_page_is_written_from_the_json(tmp_path):
     assert "| real, every training lab pooled (crop-blind, made perfectly) | 0.4 ± 0 |" in text
     assert "Its FD over the floor, 4× (handcrafted), 4× (random-init-cnn)" in text
     assert (tmp_path / "docs" / "img" / "domains-labs.png").is_file()
+
+
+def test_the_benchmark_trains_with_the_presets_crop_stats_unless_forced():
+    bench = _load(ROOT / "benchmarks" / "bench_domains.py")
+    assert bench.train_config(bench.Plan(), "spatial", 0).model.crop_stats is True  # cpu-tiny's choice
+    assert bench.train_config(bench.Plan(crop_stats=False), "tokens", 1).model.crop_stats is False
+    cfg = bench.train_config(bench.Plan(steps=7), "map", 2)
+    assert (cfg.model.conditioning, cfg.run.steps, cfg.run.seed) == ("map", 7, 2)
