@@ -163,3 +163,15 @@ def test_the_blind_reference_is_the_floor_for_equal_labs_and_far_above_it_for_di
         assert blind < 3 * floor + 0.05  # both only the sampling noise of FD
     else:
         assert blind > 20 * floor
+
+
+def test_blind_labs_are_those_of_the_set_covering_the_most_labs():
+    from histosynth.evaluate.domains import blind_labs
+
+    sets = {
+        "map": ["lab-A", "lab-C", "lab-A", ""],
+        "map.new-lab": ["lab-B"] * 3,
+        "tokens": ["lab-C", "lab-A"],
+    }
+    assert blind_labs(sets) == ["lab-A", "lab-C"]
+    assert blind_labs({}) == []

@@ -12,7 +12,8 @@ stays high; one that follows them matches each lab. The floor (the ``real-heldou
 held-out patches of each lab against that lab's training patches.
 
 The other end of the scale (``domainfd_blind_<detector>`` of the ``real-heldout`` row): each
-lab's held-out patches against as many training patches drawn from every scored lab pooled.
+lab's held-out patches against as many training patches drawn from every lab pooled, the labs
+being those of the evaluated set that covers the most (:func:`blind_labs`).
 That is a generator that ignores the lab, made perfectly: it reproduces the training labs'
 tissue in their proportions whatever crop it is given. ``blind / floor`` is the largest ratio
 "crop-blind FD over crop-following FD" the labs allow; when the labs differ little more than
@@ -34,7 +35,7 @@ from histosynth.evaluate.bootstrap import bootstrap_fd, percentile_interval
 from histosynth.evaluate.distribution import fd_between
 from histosynth.evaluate.features import Features
 
-__all__ = ["blind_reference", "domain_fd", "domain_metrics", "real_domains", "row_domains"]
+__all__ = ["blind_labs", "blind_reference", "domain_fd", "domain_metrics", "real_domains", "row_domains"]
 
 
 def real_domains(real: Any) -> list[str] | None:
@@ -118,6 +119,17 @@ def domain_fd(
     return out
 
 
+def blind_labs(set_labs: dict[str, Sequence[str]]) -> list[str]:
+    """The labs a crop-blind generator stands for: those of the set that covers the most labs.
+
+    A benchmark renders its held-out maps with the crops of every training lab (that set covers
+    the labs the generator learnt) and may add sets made with one new lab's crops; pooling the
+    new lab in would make the blind reference a generator that never saw it.
+    """
+    covered = [sorted({d for d in labs if d}) for labs in set_labs.values()]
+    return max(covered, key=len, default=[])
+
+
 def blind_reference(train: np.ndarray, train_labs: Sequence[str], labs: Sequence[str],
                     seed: int = 0) -> tuple[np.ndarray, list[str]]:  # fmt: skip
     """Per lab in ``labs``, as many training rows as that lab has, drawn from every lab in ``labs``.
@@ -167,6 +179,7 @@ def domain_metrics(
     for v, ds in data.synthetic.items():
         pairs[v] = (REAL_HELDOUT, held, row_domains(ds, data.synthetic_rows[v], data.real))
     boot = (cfg.bootstrap, cfg.seed, cfg.ci_level)
+    scored = blind_labs({v: v_labs for v, (_, _, v_labs) in pairs.items() if v != REAL_HELDOUT})
     for name in cfg.detectors:
         for v, (ref, ref_labs, v_labs) in pairs.items():
             res = domain_fd(feats[name][ref].features, ref_labs, feats[name][v].features, v_labs, *boot)
@@ -175,11 +188,10 @@ def domain_metrics(
             ci = (res["ci_low"], res["ci_high"]) if "ci_low" in res else None
             _put(metrics[v], "domainfd", name, res["mean"], ci)
             metrics[v].update({f"domainfd_{slug(d)}_{name}": fd for d, fd in res["per_lab"].items()})
-        scored = sorted({d for v, (_, _, v_labs) in pairs.items() if v != REAL_HELDOUT for d in v_labs if d})
         if scored:  # the crop-blind end of the scale, beside the floor
             train = feats[name]["train"].features
-            blind, blind_labs = blind_reference(train, pairs[REAL_HELDOUT][1], scored, cfg.seed)
-            res = domain_fd(feats[name][REAL_HELDOUT].features, held, blind, blind_labs, *boot)
+            blind, blind_names = blind_reference(train, pairs[REAL_HELDOUT][1], scored, cfg.seed)
+            res = domain_fd(feats[name][REAL_HELDOUT].features, held, blind, blind_names, *boot)
             if res is not None:
                 ci = (res["ci_low"], res["ci_high"]) if "ci_low" in res else None
                 _put(metrics[REAL_HELDOUT], "domainfd_blind", name, res["mean"], ci)
