@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = replace(plan, crop_stats=args.crop_stats == "on")
     sub = "quick" if args.quick else ""
     out = args.out or HERE / "results" / sub / "bench_domains.json"
-    work = args.work or HERE.parent / "runs" / ("domains-quick" if args.quick else "domains")
+    work = args.work or HERE.parent / "runs" / ("domains-quick" if args.quick else f"domains-{plan.strength}")
     work.mkdir(parents=True, exist_ok=True)
     t0, load0 = time.monotonic(), os.getloadavg()[0]
     from histosynth.domains.labs import LAB_STRENGTHS
