@@ -68,6 +68,13 @@ class Plan:
     crop_stats: bool | None = None  # model.crop_stats; None: the train preset's choice
 
     @property
+    def ranges(self):
+        """The :class:`~histosynth.domains.labs.LabRanges` of ``strength``."""
+        from histosynth.domains.labs import LAB_STRENGTHS
+
+        return LAB_STRENGTHS[self.strength]
+
+    @property
     def tag(self) -> str:
         """Suffix of the run's model and transfer folders when crop_stats is forced."""
         return "" if self.crop_stats is None else f"-crop-stats-{'on' if self.crop_stats else 'off'}"
@@ -107,7 +114,6 @@ def prepare(work: Path, plan: Plan) -> dict[str, Path]:
     from histosynth.data.build import DatasetConfig
     from histosynth.data.derived_labels import stain_labels
     from histosynth.demo import DemoPlan
-    from histosynth.domains.labs import LAB_STRENGTHS
     from histosynth.domains.stage import DomainsConfig
     from histosynth.sample.crop_bank import CropBankConfig
     from histosynth.samples import cmu_small_region
@@ -120,7 +126,7 @@ def prepare(work: Path, plan: Plan) -> dict[str, Path]:
     sampling = {"sampling": {"max_per_slide": 0, "homogeneous_share": 0.25}, "seed": 0}
     _stage("dataset", work / "tiles", work / "dataset", build_config(DatasetConfig, values=sampling),
            labels=stain_labels(work / "tiles"))  # fmt: skip
-    labs = DomainsConfig(labs=plan.labs, seed=plan.lab_seed, ranges=LAB_STRENGTHS[plan.strength])
+    labs = DomainsConfig(labs=plan.labs, seed=plan.lab_seed, ranges=plan.ranges)
     names = [lab.name for lab in labs.draw()]
     _stage("domains", work / "dataset", work / "labs", labs)
     train_labs = tuple(n for n in names if n != plan.new_lab)
@@ -195,14 +201,13 @@ def _train_facts(run: Path) -> dict[str, Any]:
 
 
 def transfer(work: Path, paths: dict[str, Path], plan: Plan, sets: dict[str, str]) -> dict[str, Any]:
-    from histosynth.domains.labs import LAB_STRENGTHS
     from histosynth.domains.transfer import TransferConfig, run_transfer
     from histosynth.evaluate.config import SegmenterConfig
 
     seg = SegmenterConfig(steps=plan.segmenter_steps, crop=64, decoder_channels=32)
     # A fair baseline: HED jitter as wide as the labs' own concentration ranges, so it could
     # produce lab B's intensities (it has no turned vectors, blur or JPEG, as published).
-    ranges = LAB_STRENGTHS[plan.strength]
+    ranges = plan.ranges
     cfg = TransferConfig(source=plan.source, target=plan.new_lab, seeds=plan.segmenter_seeds, segmenter=seg,
                          jitter_scale=round(ranges.scale[1] - 1.0, 6), jitter_bias=ranges.bias[1])  # fmt: skip
     print("== transfer: DeepLabv3+ trained in lab A, tested in lab B", flush=True)
@@ -278,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=None, help="the run's folders (resumed when present)")
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None)
-    ap.add_argument("--strength", choices=("mild", "strong"), default=None,
+    from histosynth.domains.labs import LAB_STRENGTHS
+
+    ap.add_argument("--strength", choices=list(LAB_STRENGTHS), default=None,
                     help="how different the simulated labs are (histosynth.domains.labs.LAB_STRENGTHS) [strong]")  # fmt: skip
     ap.add_argument("--crop-stats", choices=("on", "off"), default=None,
                     help="force model.crop_stats (default: the preset's); runs in its own folders")  # fmt: skip
@@ -293,7 +300,6 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or HERE.parent / "runs" / ("domains-quick" if args.quick else f"domains-{plan.strength}")
     work.mkdir(parents=True, exist_ok=True)
     t0, load0 = time.monotonic(), os.getloadavg()[0]
-    from histosynth.domains.labs import LAB_STRENGTHS
     from histosynth.domains.stage import read_labs
 
     paths = prepare(work, plan)
@@ -302,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [run_seed(work, paths, plan, s, train_labs) for s in range(plan.seeds)]
     sets = {k: p for s in seeds for k, p in s["transfer_sets"].items()}
     result = {
-        "plan": asdict(plan), "ranges": asdict(LAB_STRENGTHS[plan.strength]), "quick": args.quick, "machine": machine(), "labs": [lab.to_json() for lab in labs],
+        "plan": asdict(plan), "ranges": asdict(plan.ranges), "quick": args.quick, "machine": machine(), "labs": [lab.to_json() for lab in labs],
         "train_labs": train_labs, "counts": _counts(paths["real"]), "seeds": seeds,
         "transfer": transfer(work, paths, plan, sets),
         "picture": picture(work, paths, train_labs, out.parent / "bench_domains_labs.png", plan.tag),

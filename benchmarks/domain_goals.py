@@ -36,34 +36,36 @@ def _per_seed(result: dict[str, Any], variant: str, key: str, space: str) -> lis
     return out
 
 
+def _over_seeds(result: dict[str, Any], variant: str, key: str, space: str) -> dict[str, Any] | None:
+    """Mean ± std of ``<key>_<space>`` over seeds, with each seed's value and interval (None: never scored)."""
+    seeds = _per_seed(result, variant, key, space)
+    if not any(x["value"] is not None for x in seeds):
+        return None
+    return {**(mean_std([x["value"] for x in seeds]) or {}), "seeds": seeds}
+
+
 def aggregate(result: dict[str, Any]) -> dict[str, Any]:
     """Per variant: per-domain FD per detector and adherence per space over seeds; the transfer table."""
     variants = list(result["seeds"][0]["metrics"])
     agg: dict[str, Any] = {"domainfd": {}, "adherence": {}, "per_lab": {}}
+    labs = result["seeds"][0].get("domains", [])
     for v in variants:
         agg["domainfd"][v] = {}
         for det in DETECTORS:
             seeds = _per_seed(result, v, "domainfd", det)
             agg["domainfd"][v][det] = {**(mean_std([x["value"] for x in seeds]) or {}), "seeds": seeds}
-            labs = result["seeds"][0].get("domains", [])
             agg["per_lab"].setdefault(v, {})[det] = {
                 lab: mean_std([s["metrics"][v].get(f"domainfd_{slug(lab)}_{det}") for s in result["seeds"]])
                 for lab in labs
             }
-        if v == REAL_HELDOUT:  # the crop-blind end of the scale (histosynth.evaluate.domains)
-            agg["domainfd_blind"] = {}
-            for det in DETECTORS:
-                seeds = _per_seed(result, v, "domainfd_blind", det)
-                if any(x["value"] is not None for x in seeds):
-                    agg["domainfd_blind"][det] = {
-                        **(mean_std([x["value"] for x in seeds]) or {}),
-                        "seeds": seeds,
-                    }
-        agg["adherence"][v] = {}
-        for space in SPACES:
-            seeds = _per_seed(result, v, "adherence", space)
-            if any(x["value"] is not None for x in seeds):
-                agg["adherence"][v][space] = {**(mean_std([x["value"] for x in seeds]) or {}), "seeds": seeds}
+        agg["adherence"][v] = {
+            space: a for space in SPACES if (a := _over_seeds(result, v, "adherence", space)) is not None
+        }
+    # the crop-blind end of the scale, on the real row (histosynth.evaluate.domains)
+    agg["domainfd_blind"] = {
+        det: a for det in DETECTORS if REAL_HELDOUT in variants
+        and (a := _over_seeds(result, REAL_HELDOUT, "domainfd_blind", det)) is not None
+    }  # fmt: skip
     rows: dict[str, list[float]] = {}
     for row in result["transfer"]["table"]:
         name = row["condition"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from histosynth.cli.options import config_options
+from histosynth.domains.labs import LAB_STRENGTHS
 
 
 @click.command("domains")
@@ -14,7 +15,7 @@ from histosynth.cli.options import config_options
 @click.option("--seed", type=int, default=None, help="Seed of the draw [0].")
 @click.option("--assign", type=click.Choice(["all", "one"]), default=None,
               help="Every patch in every lab (all) or each patch in one lab (one) [all].")  # fmt: skip
-@click.option("--strength", type=click.Choice(["mild", "strong"]), default=None,
+@click.option("--strength", type=click.Choice(list(LAB_STRENGTHS)), default=None,
               help="How different the labs are (histosynth.domains.labs.LAB_STRENGTHS) [mild].")  # fmt: skip
 @click.option("--only", multiple=True, metavar="LAB", help="Keep only this lab, e.g. lab-B (repeatable).")
 @click.option("--overwrite", is_flag=True, help="Replace an output folder of another configuration.")
@@ -33,7 +34,6 @@ def command(dataset, out, labs, seed, assign, strength, only, overwrite, config_
 
     from histosynth.cli.options import resolve
     from histosynth.console import format_table
-    from histosynth.domains.labs import LAB_STRENGTHS
     from histosynth.domains.stage import DomainsConfig, run
 
     ranges = dataclasses.asdict(LAB_STRENGTHS[strength]) if strength else None
