@@ -75,3 +75,15 @@ def test_bad_ranges_are_one_sentence():
         LabRanges(scale=(1.2, 0.8))
     with pytest.raises(ValueError, match="1..26"):
         draw_labs(0)
+
+
+def test_negative_shift_stops_at_no_stain():
+    # Pale pink tissue with less eosin: a shift below zero stain would add light where eosin
+    # absorbs (green) and the channels would clip at 255 unequally: a green cast.
+    pale = np.array([[[236, 226, 236], [250, 250, 250], [255, 255, 255]]], np.uint8)
+    for h_bias, e_bias in ((0.0, -0.2), (-0.2, 0.0), (-0.2, -0.2)):
+        lab = Lab(h_bias=h_bias, e_bias=e_bias, h_angle=0.0, e_angle=0.0, blur_um=0.0, jpeg_quality=0)
+        out = apply_lab(pale, lab).astype(int)
+        assert (out >= pale).all()  # less stain: never darker
+        assert out[0, 0, 1] < max(out[0, 0, 0], out[0, 0, 2]), (h_bias, e_bias, out[0, 0])  # not green
+        assert (out[0, 2] == 255).all()  # glass stays glass

@@ -164,8 +164,11 @@ def apply_lab(image: np.ndarray, lab: Lab, mpp: float = 1.0) -> np.ndarray:
     [184, 106, 168]
     """
     conc = concentrations(image)
-    conc[..., 0] = lab.h_scale * conc[..., 0] + lab.h_bias
-    conc[..., 1] = lab.e_scale * conc[..., 1] + lab.e_bias
+    for i, (scale, bias) in enumerate(((lab.h_scale, lab.h_bias), (lab.e_scale, lab.e_bias))):
+        c = conc[..., i]
+        # A negative shift stops at no stain: below zero a stain would add light, and the
+        # channels clip unequally at 255 (pale tissue and glass turned green).
+        conc[..., i] = np.maximum(scale * c + bias, np.minimum(c, 0.0))
     rgb = from_concentrations(conc, lab.matrix())
     if lab.blur_um > 0:
         from scipy.ndimage import gaussian_filter
