@@ -21,7 +21,7 @@ One command, every step a resumable stage folder under ``--work``:
    picture of one map rendered with crops of each lab.
 
 Usage: ``python benchmarks/bench_domains.py [--quick] [--out FILE] [--work DIR] [--seeds N] [--steps N]
-[--strength mild|strong] [--crop-stats on|off]``
+[--strength mild|strong] [--crop-stats on|off] [--guidance-crops W]``
 (``make results-domains`` runs the full size and writes the page; ``--quick`` checks every step
 at a tiny size in minutes: its numbers are not the measurement).
 """
@@ -78,6 +78,11 @@ class Plan:
     def tag(self) -> str:
         """Suffix of the run's model and transfer folders when crop_stats is forced."""
         return "" if self.crop_stats is None else f"-crop-stats-{'on' if self.crop_stats else 'off'}"
+
+    @property
+    def sample_tag(self) -> str:
+        """Suffix of the synthetic, evaluation and transfer folders when the crops' guidance is not the default."""
+        return "" if self.guidance_crops == Plan.guidance_crops else f"-g{self.guidance_crops:g}"
 
 
 QUICK = Plan(seeds=2, steps=30, sample_steps=6, held_maps=8, transfer_images=16, segmenter_steps=6,
@@ -155,6 +160,7 @@ def run_seed(
     from histosynth.sample.stage import SampleConfig
 
     root, counts = work / f"seed{seed}{plan.tag}", _counts(paths["real"])
+    made_root = root / f"synthetic{plan.sample_tag}"
     held = plan.held_maps or counts["test"]
     base = SampleConfig(maps="dataset", maps_dir=str(paths["real"]), split="test", sampler=plan.sampler,
                         steps=plan.sample_steps, guidance_crops=plan.guidance_crops, seed=seed, batch_size=16)  # fmt: skip
@@ -166,24 +172,24 @@ def run_seed(
         _stage("train", paths["labs_train"], model, cfg)
         ref = v == "map"  # the map-only model records the crops it would have been given
         each = replace(base, n=held * len(train_labs), crop_domain="each", reference_crops=ref)
-        synthetic[v] = _stage(
-            "sample", model, root / "synthetic" / v, each, crop_bank=paths["bank_train"]
-        ).folder
+        synthetic[v] = _stage("sample", model, made_root / v, each, crop_bank=paths["bank_train"]).folder
         new = replace(base, n=held, crop_domain=plan.new_lab, reference_crops=ref)
         synthetic[v + NEW] = _stage(
-            "sample", model, root / "synthetic" / (v + NEW), new, crop_bank=paths["bank_new"]
+            "sample", model, made_root / (v + NEW), new, crop_bank=paths["bank_new"]
         ).folder
         if v in DUAL:
             made = replace(
                 base, n=plan.transfer_images or counts["train"], split="train", crop_domain=plan.new_lab
             )
-            transfer[f"{v}.seed{seed}"] = _stage("sample", model, root / "synthetic" / f"{v}.transfer", made,
+            transfer[f"{v}.seed{seed}"] = _stage("sample", model, made_root / f"{v}.transfer", made,
                                                  crop_bank=paths["bank_new"]).folder  # fmt: skip
     ev = build_config(EvaluateConfig, preset="cpu", values={
         "detectors": list(DETECTORS), "bootstrap": plan.bootstrap, "seed": seed, "tstr": {"enabled": False},
         "mask_fidelity": False, "c2st": False, "per_class": False, "hallucination": {"enabled": False}})  # fmt: skip
     print(f"== seed {seed}: evaluate", flush=True)
-    folder = _stage("evaluate", synthetic, root / "evaluation", ev, real=paths["labs"]).folder
+    folder = _stage(
+        "evaluate", synthetic, root / f"evaluation{plan.sample_tag}", ev, real=paths["labs"]
+    ).folder
     m = read_metrics(folder)
     steps = {v: _train_facts(root / "train" / v) for v in VARIANTS}
     return {"seed": seed, "metrics": m["metrics"], "domains": m.get("domains", []), "counts": m["counts"],
@@ -211,10 +217,13 @@ def transfer(work: Path, paths: dict[str, Path], plan: Plan, sets: dict[str, str
     cfg = TransferConfig(source=plan.source, target=plan.new_lab, seeds=plan.segmenter_seeds, segmenter=seg,
                          jitter_scale=round(ranges.scale[1] - 1.0, 6), jitter_bias=ranges.bias[1])  # fmt: skip
     print("== transfer: DeepLabv3+ trained in lab A, tested in lab B", flush=True)
-    return {**run_transfer(paths["labs"], sets, work / f"transfer{plan.tag}", cfg), "config": asdict(cfg)}
+    return {
+        **run_transfer(paths["labs"], sets, work / f"transfer{plan.tag}{plan.sample_tag}", cfg),
+        "config": asdict(cfg),
+    }
 
 
-def picture(work: Path, paths: dict[str, Path], train_labs: list[str], out: Path, tag: str = "") -> str:
+def picture(work: Path, paths: dict[str, Path], train_labs: list[str], out: Path, plan: Plan) -> str:
     """One held-out map: the real patch in each lab, then each model's image with each lab's crops."""
     import numpy as np
 
@@ -224,7 +233,7 @@ def picture(work: Path, paths: dict[str, Path], train_labs: list[str], out: Path
     from histosynth.train.grid import grid_image
 
     side, k = 128, len(train_labs)
-    syn = {v: PatchDataset(work / f"seed0{tag}" / "synthetic" / v) for v in VARIANTS}
+    syn = {v: PatchDataset(work / f"seed0{plan.tag}" / f"synthetic{plan.sample_tag}" / v) for v in VARIANTS}
     labs = PatchDataset(paths["labs"])
     by_id = {str(p): i for i, p in enumerate(labs.index["id"])}
     first = next(j for j in range(len(syn["tokens"]) // k)
@@ -257,7 +266,7 @@ def command_line(args: argparse.Namespace) -> str:
         " --quick" if args.quick else "",
         *(
             f" --{k.replace('_', '-')} {v}"
-            for k in ("seeds", "steps", "strength", "crop_stats")
+            for k in ("seeds", "steps", "strength", "crop_stats", "guidance_crops")
             if (v := getattr(args, k)) is not None
         ),
     ]
@@ -287,11 +296,15 @@ def main(argv: list[str] | None = None) -> int:
 
     ap.add_argument("--strength", choices=list(LAB_STRENGTHS), default=None,
                     help="how different the simulated labs are (histosynth.domains.labs.LAB_STRENGTHS) [strong]")  # fmt: skip
+    ap.add_argument("--guidance-crops", type=float, default=None,
+                    help=f"classifier-free guidance on the crops when sampling [{Plan.guidance_crops}]; "
+                    "other values sample and evaluate in their own folders")  # fmt: skip
     ap.add_argument("--crop-stats", choices=("on", "off"), default=None,
                     help="force model.crop_stats (default: the preset's); runs in its own folders")  # fmt: skip
     args = ap.parse_args(argv)
     plan = QUICK if args.quick else Plan()
-    given = (("seeds", args.seeds), ("steps", args.steps), ("strength", args.strength))
+    given = (("seeds", args.seeds), ("steps", args.steps), ("strength", args.strength),
+             ("guidance_crops", args.guidance_crops))  # fmt: skip
     plan = replace(plan, **{k: v for k, v in given if v is not None})
     if args.crop_stats is not None:
         plan = replace(plan, crop_stats=args.crop_stats == "on")
@@ -311,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         "plan": asdict(plan), "ranges": asdict(plan.ranges), "quick": args.quick, "machine": machine(), "labs": [lab.to_json() for lab in labs],
         "train_labs": train_labs, "counts": _counts(paths["real"]), "seeds": seeds,
         "transfer": transfer(work, paths, plan, sets),
-        "picture": picture(work, paths, train_labs, out.parent / "bench_domains_labs.png", plan.tag),
+        "picture": picture(work, paths, train_labs, out.parent / "bench_domains_labs.png", plan),
         "minutes": (time.monotonic() - t0) / 60, "load": [load0, os.getloadavg()[0]],
         "command": command_line(args), "work": str(work),
     }  # fmt: skip
