@@ -13,7 +13,8 @@ One command, every step a resumable stage folder under ``--work``:
    control), the held-out maps with lab B's crops, and (crop variants) lab A's training maps
    with lab B's crops: the synthetic lab B of the transfer;
 6. per seed, ``evaluate`` against the K-lab real data: per-domain FD with bootstrap intervals and
-   crop adherence under the offline detectors;
+   crop adherence under the offline detectors; seed 0 also at the other crop guidances of
+   ``--guidance-sweep`` (how following the crop trades against realism);
 7. once, the transfer (:mod:`histosynth.domains.transfer`): DeepLabv3+ trained on lab A
    (plain, HED-jitter, B stain-normalised at test time, + synthetic lab B of each model and
    seed, and lab B itself as the ceiling), tested on lab B's held-out patches;
@@ -21,7 +22,7 @@ One command, every step a resumable stage folder under ``--work``:
    picture of one map rendered with crops of each lab.
 
 Usage: ``python benchmarks/bench_domains.py [--quick] [--out FILE] [--work DIR] [--seeds N] [--steps N]
-[--strength mild|strong] [--crop-stats on|off] [--guidance-crops W]``
+[--strength mild|strong] [--crop-stats on|off] [--guidance-crops W] [--guidance-sweep W ...]``
 (``make results-domains`` runs the full size and writes the page; ``--quick`` checks every step
 at a tiny size in minutes: its numbers are not the measurement).
 """
@@ -59,6 +60,7 @@ class Plan:
     sampler: str = "dpm++-karras"  # histosynth.sample.DEFAULT_SAMPLER
     sample_steps: int = 20
     guidance_crops: float = 1.5
+    guidance_sweep: tuple[float, ...] = (3.0,)  # seed 0 also sampled and evaluated at these (no transfer)
     few_crops: int = 8
     held_maps: int = 0  # maps per lab in the per-domain sets; 0: every held-out map
     transfer_images: int = 0  # synthetic lab-B images per model; 0: one per lab-A training map
@@ -151,9 +153,12 @@ def _counts(real: Path) -> dict[str, int]:
 
 
 def run_seed(
-    work: Path, paths: dict[str, Path], plan: Plan, seed: int, train_labs: list[str]
+    work: Path, paths: dict[str, Path], plan: Plan, seed: int, train_labs: list[str], lab_b: bool = True
 ) -> dict[str, Any]:
-    """Train the variants, sample their sets, evaluate; returns the seed's metrics."""
+    """Train the variants, sample their sets, evaluate; returns the seed's metrics.
+
+    ``lab_b``: also sample the synthetic lab B of the transfer (off for the guidance sweep).
+    """
     from histosynth.config import build_config
     from histosynth.evaluate.config import EvaluateConfig
     from histosynth.evaluate.suite import read_metrics
@@ -177,7 +182,7 @@ def run_seed(
         synthetic[v + NEW] = _stage(
             "sample", model, made_root / (v + NEW), new, crop_bank=paths["bank_new"]
         ).folder
-        if v in DUAL:
+        if v in DUAL and lab_b:
             made = replace(
                 base, n=plan.transfer_images or counts["train"], split="train", crop_domain=plan.new_lab
             )
@@ -194,6 +199,20 @@ def run_seed(
     steps = {v: _train_facts(root / "train" / v) for v in VARIANTS}
     return {"seed": seed, "metrics": m["metrics"], "domains": m.get("domains", []), "counts": m["counts"],
             "train": steps, "transfer_sets": {k: str(p) for k, p in transfer.items()}, "evaluation": str(folder)}  # fmt: skip
+
+
+def guidance_sweep(
+    work: Path, paths: dict[str, Path], plan: Plan, train_labs: list[str]
+) -> list[dict[str, Any]]:
+    """Seed 0 sampled and evaluated at each of ``plan.guidance_sweep`` (the models are seed 0's)."""
+    out = []
+    for w in plan.guidance_sweep:
+        if w == plan.guidance_crops:
+            continue
+        print(f"== guidance on the crops {w:g} (seed 0)", flush=True)
+        r = run_seed(work, paths, replace(plan, guidance_crops=w), 0, train_labs, lab_b=False)
+        out.append({"guidance_crops": w, "metrics": {v: r["metrics"][v] for v in VARIANTS}})
+    return out
 
 
 def _train_facts(run: Path) -> dict[str, Any]:
@@ -265,8 +284,8 @@ def command_line(args: argparse.Namespace) -> str:
     opts = [
         " --quick" if args.quick else "",
         *(
-            f" --{k.replace('_', '-')} {v}"
-            for k in ("seeds", "steps", "strength", "crop_stats", "guidance_crops")
+            f" --{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}".rstrip()
+            for k in ("seeds", "steps", "strength", "crop_stats", "guidance_crops", "guidance_sweep")
             if (v := getattr(args, k)) is not None
         ),
     ]
@@ -299,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--guidance-crops", type=float, default=None,
                     help=f"classifier-free guidance on the crops when sampling [{Plan.guidance_crops}]; "
                     "other values sample and evaluate in their own folders")  # fmt: skip
+    ap.add_argument("--guidance-sweep", type=float, nargs="*", default=None, metavar="W",
+                    help=f"seed 0 also at these crop guidances, no transfer [{' '.join(map(str, Plan.guidance_sweep))}]")  # fmt: skip
     ap.add_argument("--crop-stats", choices=("on", "off"), default=None,
                     help="force model.crop_stats (default: the preset's); runs in its own folders")  # fmt: skip
     args = ap.parse_args(argv)
@@ -308,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = replace(plan, **{k: v for k, v in given if v is not None})
     if args.crop_stats is not None:
         plan = replace(plan, crop_stats=args.crop_stats == "on")
+    if args.guidance_sweep is not None:
+        plan = replace(plan, guidance_sweep=tuple(args.guidance_sweep))
     sub = "quick" if args.quick else ""
     out = args.out or HERE / "results" / sub / "bench_domains.json"
     work = args.work or HERE.parent / "runs" / ("domains-quick" if args.quick else f"domains-{plan.strength}")
@@ -320,9 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     train_labs = [lab.name for lab in labs if lab.name != plan.new_lab]
     seeds = [run_seed(work, paths, plan, s, train_labs) for s in range(plan.seeds)]
     sets = {k: p for s in seeds for k, p in s["transfer_sets"].items()}
+    sweep = guidance_sweep(work, paths, plan, train_labs)
     result = {
         "plan": asdict(plan), "ranges": asdict(plan.ranges), "quick": args.quick, "machine": machine(), "labs": [lab.to_json() for lab in labs],
-        "train_labs": train_labs, "counts": _counts(paths["real"]), "seeds": seeds,
+        "train_labs": train_labs, "counts": _counts(paths["real"]), "seeds": seeds, "guidance_sweep": sweep,
         "transfer": transfer(work, paths, plan, sets),
         "picture": picture(work, paths, train_labs, out.parent / "bench_domains_labs.png", plan),
         "minutes": (time.monotonic() - t0) / 60, "load": [load0, os.getloadavg()[0]],

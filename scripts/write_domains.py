@@ -115,6 +115,35 @@ def _transfer_notes(r: dict) -> list[str]:
     return out
 
 
+def _guidance_table(r: dict, dets: list[str]) -> list[str]:
+    """Seed 0 at each crop guidance of the run: per-domain FD ratio against adherence."""
+    sweep = r.get("guidance_sweep") or []
+    if not sweep:
+        return []
+    dual = ("spatial", "tokens")
+    points = sorted([{"guidance_crops": r["plan"]["guidance_crops"], "metrics": r["seeds"][0]["metrics"]}, *sweep],
+                    key=lambda p: p["guidance_crops"])  # fmt: skip
+
+    def ratio(m, v, d):
+        ref, own = m["map"].get(f"domainfd_{d}"), m[v].get(f"domainfd_{d}")
+        return ref / own if ref and own else None
+
+    head = [f"FD map-only / {v} ({d})" for d in dets for v in dual]
+    head += [f"adherence {v} ({s})" for s in ("stain", *dets) for v in dual]
+    out = ["", "## Guidance on the crops", "",
+           "Seed 0's models sampled again with other classifier-free guidance on the crops (the same maps, "
+           "crops and sampling seeds; no transfer). Guidance pushes each image towards its crop: adherence "
+           "falls, and per-domain FD shows what that costs in realism.", "",
+           "| guidance | " + " | ".join(head) + " |", "|---" * (1 + len(head)) + "|"]  # fmt: skip
+    for p in points:
+        m = p["metrics"]
+        cells = [f"{x:.2f}×" if (x := ratio(m, v, d)) else "–" for d in dets for v in dual]
+        cells += [_f(m[v].get(f"adherence_{s}")) for s in ("stain", *dets) for v in dual]
+        mark = " (this run)" if p["guidance_crops"] == r["plan"]["guidance_crops"] else ""
+        out.append(f"| {p['guidance_crops']:g}{mark} | " + " | ".join(cells) + " |")
+    return out
+
+
 def page(r: dict, picture: str) -> str:
     agg, plan, m = r["aggregate"], r["plan"], r["machine"]
     dets = list(next(iter(agg["domainfd"].values())))
@@ -221,6 +250,7 @@ def page(r: dict, picture: str) -> str:
     for key, a in agg["transfer"].items():
         lines.append(f"| {TRANSFER.get(key, key)} | {_ms(a)} | {a['n'] if a else 0} |")
     lines += ["", *_transfer_notes(r)]
+    lines += _guidance_table(r, dets)
     lines += ["", "## Goals (issue 16)", "", "| goal | measured | target | met |", "|---|---|---|---|"]
     for row in r["summary"]:
         lines.append(

@@ -78,6 +78,12 @@ def test_page_is_written_from_the_json(tmp_path):
     )
     run = _run(tmp_path)
     run["summary"] = goals.goals(run)
+    # seed 0 again at guidance 3: dual FD 0.5 (ratio 2×), adherence 0.2
+    strong = {v: {**run["seeds"][0]["metrics"][v]} for v in ("map", "spatial", "tokens")}
+    for v in ("spatial", "tokens"):
+        strong[v].update({f"domainfd_{d}": 0.5 for d in ("handcrafted", "random-init-cnn")})
+        strong[v].update({f"adherence_{s}": 0.2 for s in ("stain", "handcrafted", "random-init-cnn")})
+    run["guidance_sweep"] = [{"guidance_crops": 3.0, "metrics": strong}]
     (tmp_path / "r.json").write_text(json.dumps(run))
     doc = tmp_path / "docs" / "domains.md"
     assert writer.main([str(tmp_path / "r.json"), "--doc", str(doc)]) == 0
@@ -88,6 +94,8 @@ def test_page_is_written_from_the_json(tmp_path):
     assert "lab-B lies outside the training labs' range in 0 of 8 parameters (none)" in text
     assert "The best baseline, A real + HED jitter, reaches 79% of the ceiling" in text  # 0.55 / 0.7
     assert "Its FD over the floor, 4× (handcrafted), 4× (random-init-cnn)" in text
+    assert "| 1.5 (this run) | 3.33× | 3.23× | 3.33× | 3.23× | 0.4 | 0.45 |" in text  # seed 0: map FD 1.0
+    assert "| 3 | 2.00× | 2.00× | 2.00× | 2.00× | 0.2 | 0.2 | 0.2 |" in text
     assert (tmp_path / "docs" / "img" / "domains-labs.png").is_file()
 
 
