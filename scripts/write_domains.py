@@ -172,12 +172,13 @@ def page(r: dict, picture: str) -> str:
         "```", "(`make results-domains` runs both.)", "",
         "## Setup", "",
         f"- Machine: {m['cpu']}, {m['cores']} logical cores, torch {m['torch']} ({m['torch_threads']} threads), "
-        f"Python {m['python']}; {r['minutes']:.0f} minutes, load average {r['load'][0]:.1f} at the start, "
+        f"Python {m['python']}; the last invocation {r['minutes']:.0f} minutes (a re-run resumes finished stages), "
+        f"load average {r['load'][0]:.1f} at the start, "
         f"{r['load'][1]:.1f} at the end.",
         f"- Data: the demo's patches of the bundled CMU slide (64 px at 1 µm/px, stain-derived maps, region splits): "
         f"{r['counts']['train']} training and {r['counts']['test']} held-out maps, each in every lab.",
         f"- Generators: preset `cpu-tiny`, the three conditioning variants, {plan['steps']} optimiser steps each "
-        f"(equal steps), {plan['seeds']} seeds (model, sampling and evaluation seed). Steps and median s/step per "
+        f"(equal steps), {plan['seeds']} seed{'s' if plan['seeds'] != 1 else ''} (model, sampling and evaluation seed). Steps and median s/step per "
         "seed: " + "; ".join(f"seed {s['seed']}: " + ", ".join(f"{v} {t['steps']} @ {_f(t['s_per_step'])} s"
                                                             for v, t in s["train"].items()) for s in r["seeds"]) + ".",
         f"- Sampling: `{plan['sampler']}` {plan['sample_steps']} steps, guidance map 1 / crops {plan['guidance_crops']}; "
