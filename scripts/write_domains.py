@@ -115,6 +115,12 @@ def _transfer_notes(r: dict) -> list[str]:
     return out
 
 
+def _train_minutes(r: dict) -> float:
+    """Training time per seed, from each run's steps and median step time."""
+    per = [sum(t["steps"] * (t["s_per_step"] or 0) for t in s["train"].values()) for s in r["seeds"]]
+    return sum(per) / len(per) / 60 if per else 0.0
+
+
 def _guidance_table(r: dict, dets: list[str]) -> list[str]:
     """Seed 0 at each crop guidance of the run: per-domain FD ratio against adherence."""
     sweep = r.get("guidance_sweep") or []
@@ -180,7 +186,8 @@ def page(r: dict, picture: str) -> str:
         f"- Generators: preset `cpu-tiny`, the three conditioning variants, {plan['steps']} optimiser steps each "
         f"(equal steps), {plan['seeds']} seed{'s' if plan['seeds'] != 1 else ''} (model, sampling and evaluation seed). Steps and median s/step per "
         "seed: " + "; ".join(f"seed {s['seed']}: " + ", ".join(f"{v} {t['steps']} @ {_f(t['s_per_step'])} s"
-                                                            for v, t in s["train"].items()) for s in r["seeds"]) + ".",
+                                                            for v, t in s["train"].items()) for s in r["seeds"])
+        + f" (training about {_train_minutes(r):.0f} minutes a seed).",
         f"- Sampling: `{plan['sampler']}` {plan['sample_steps']} steps, guidance map 1 / crops {plan['guidance_crops']}; "
         "each held-out map rendered once with the crops of each training lab (same noise), the map-only model "
         "with the crops it would have been given recorded (`reference_crops`).",

@@ -94,6 +94,10 @@ def test_page_is_written_from_the_json(tmp_path):
     assert "lab-B lies outside the training labs' range in 0 of 8 parameters (none)" in text
     assert "The best baseline, A real + HED jitter, reaches 79% of the ceiling" in text  # 0.55 / 0.7
     assert "Its FD over the floor, 4× (handcrafted), 4× (random-init-cnn)" in text
+    assert "(training about 0 minutes a seed)" in text  # 10 steps @ 0.2 s
+    two = {"seeds": [{"train": {"map": {"steps": 600, "s_per_step": 0.5}, "tokens": {"steps": 600, "s_per_step": 1.5}}},
+                     {"train": {"map": {"steps": 600, "s_per_step": 0.5}, "tokens": {"steps": 600, "s_per_step": 0.5}}}]}  # fmt: skip
+    assert writer._train_minutes(two) == 15.0  # (20 + 10) / 2 minutes
     assert "| 1.5 (this run) | 3.33× | 3.23× | 3.33× | 3.23× | 0.4 | 0.45 |" in text  # seed 0: map FD 1.0
     assert "| 3 | 2.00× | 2.00× | 2.00× | 2.00× | 0.2 | 0.2 | 0.2 |" in text
     assert (tmp_path / "docs" / "img" / "domains-labs.png").is_file()
