@@ -86,6 +86,10 @@ class Plan:
         """Suffix of the synthetic, evaluation and transfer folders when the crops' guidance is not the default."""
         return "" if self.guidance_crops == Plan.guidance_crops else f"-g{self.guidance_crops:g}"
 
+    def synthetic_dir(self, work: Path, seed: int) -> Path:
+        """Where a seed's synthetic sets are (models in ``seed<N><tag>/train``, shared by every guidance)."""
+        return work / f"seed{seed}{self.tag}" / f"synthetic{self.sample_tag}"
+
 
 QUICK = Plan(seeds=2, steps=30, sample_steps=6, held_maps=8, transfer_images=16, segmenter_steps=6,
              segmenter_seeds=2, bootstrap=10)  # fmt: skip
@@ -165,7 +169,7 @@ def run_seed(
     from histosynth.sample.stage import SampleConfig
 
     root, counts = work / f"seed{seed}{plan.tag}", _counts(paths["real"])
-    made_root = root / f"synthetic{plan.sample_tag}"
+    made_root = plan.synthetic_dir(work, seed)
     held = plan.held_maps or counts["test"]
     base = SampleConfig(maps="dataset", maps_dir=str(paths["real"]), split="test", sampler=plan.sampler,
                         steps=plan.sample_steps, guidance_crops=plan.guidance_crops, seed=seed, batch_size=16)  # fmt: skip
@@ -252,7 +256,7 @@ def picture(work: Path, paths: dict[str, Path], train_labs: list[str], out: Path
     from histosynth.train.grid import grid_image
 
     side, k = 128, len(train_labs)
-    syn = {v: PatchDataset(work / f"seed0{plan.tag}" / f"synthetic{plan.sample_tag}" / v) for v in VARIANTS}
+    syn = {v: PatchDataset(plan.synthetic_dir(work, 0) / v) for v in VARIANTS}
     labs = PatchDataset(paths["labs"])
     by_id = {str(p): i for i, p in enumerate(labs.index["id"])}
     first = next(j for j in range(len(syn["tokens"]) // k)

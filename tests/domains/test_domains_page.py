@@ -109,3 +109,7 @@ def test_the_benchmark_trains_with_the_presets_crop_stats_unless_forced():
     assert bench.train_config(bench.Plan(crop_stats=False), "tokens", 1).model.crop_stats is False
     cfg = bench.train_config(bench.Plan(steps=7), "map", 2)
     assert (cfg.model.conditioning, cfg.run.steps, cfg.run.seed) == ("map", 7, 2)
+    # another crop guidance samples beside the default's, from the same models
+    other = bench.Plan(guidance_crops=3.0, crop_stats=False)
+    assert bench.Plan().synthetic_dir(Path("w"), 0) == Path("w/seed0/synthetic")
+    assert other.synthetic_dir(Path("w"), 1) == Path("w/seed1-crop-stats-off/synthetic-g3")
