@@ -38,6 +38,17 @@ def test_a_truncated_slide_says_it_is_truncated(whole_slides, kind, fraction, tm
     assert msg.startswith(f"{cut}: the file is truncated") and msg.endswith("copy or download it again"), msg
 
 
+def test_a_slide_cut_in_place_after_a_good_read_is_checked_again(whole_slides, tmp_path):
+    """The check is cached per file state: a file that changes is read again."""
+    victim = tmp_path / "victim.svs"
+    shutil.copy(whole_slides["svs"], victim)
+    open_slide(victim).close()
+    open_slide(victim).close()  # the same file again: passes (from the cache)
+    truncate(victim, victim, 0.5)  # the same path, shorter
+    with pytest.raises(SlideError, match="the file is truncated"):
+        open_slide(victim)
+
+
 def test_a_truncated_slide_in_a_batch(whole_slides, tmp_path, capsys):
     from tests.conftest import run_cli
 

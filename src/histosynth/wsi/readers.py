@@ -76,8 +76,13 @@ class OpenSlideReader(SlideReader):
         self.level_dimensions = [tuple(map(int, d)) for d in self._slide.level_dimensions]  # type: ignore[misc]
         self.level_downsamples = [float(d) for d in self._slide.level_downsamples]
         self.mpp = _valid_mpp(mpp) or _valid_mpp(self._slide.properties.get(openslide.PROPERTY_NAME_MPP_X))
+        self._tiles = _direct_tiles(self.path, self._slide, self.level_dimensions, self.level_downsamples)
 
     def _read(self, x0: int, y0: int, level: int, width: int, height: int) -> np.ndarray:
+        if self._tiles is not None:
+            direct = self._tiles.read(x0, y0, level, width, height)
+            if direct is not None:
+                return direct
         try:
             rgba = np.asarray(self._slide.read_region((x0, y0), level, (width, height)))
         except Exception as exc:  # openslide raises OpenSlideError on corrupt tiles
@@ -97,9 +102,37 @@ class OpenSlideReader(SlideReader):
 
         if hasattr(openslide, "OpenSlideCache"):  # OpenSlide 4 and openslide-python 1.3 on
             self._slide.set_cache(openslide.OpenSlideCache(max(0, int(nbytes))))
+        if self._tiles is not None:
+            self._tiles.set_cache_bytes(nbytes)
 
     def close(self) -> None:
+        if self._tiles is not None:
+            self._tiles.close()
         self._slide.close()
+
+
+def _direct_tiles(path: str, slide, level_dimensions, level_downsamples):
+    """A :class:`~histosynth.wsi.tiff_tiles.TiffTiles` for the levels of ``slide`` whose tiles
+    decode to OpenSlide's pixels (aperio and generic TIFF files), else ``None``.
+
+    ``HISTOSYNTH_DIRECT_TILES=0`` turns it off (every read through OpenSlide).
+    """
+    import os
+
+    from histosynth.wsi.tiff_tiles import DIRECT_VENDORS, TiffTiles
+
+    if os.environ.get("HISTOSYNTH_DIRECT_TILES", "1") == "0":
+        return None
+    if slide.properties.get("openslide.vendor") not in DIRECT_VENDORS:
+        return None
+    try:
+        tiles = TiffTiles(path, level_dimensions, level_downsamples)
+    except Exception:  # tifffile cannot parse what OpenSlide can: OpenSlide reads it all
+        return None
+    if not tiles.serves_any:
+        tiles.close()
+        return None
+    return tiles
 
 
 @READERS.register("tiffslide", help="tiffslide: pure-Python TIFF/SVS reader (tifffile + zarr)")
