@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from histosynth.wsi import ArrayReader, SlideError, open_slide
 from histosynth.wsi.tissue import TissueConfig, detect_tissue, read_thumbnail, tissue_mask
@@ -89,3 +91,22 @@ def test_strip_wise_mask_is_the_whole_array_mask(thumb_mpp, shape, threshold, di
         t = detect_tissue(s, TissueConfig(thumb_mpp=thumb_mpp))
     assert t.mask.shape == shape and t.mask.dtype == bool and t.threshold == threshold
     assert hashlib.sha256(t.mask.tobytes()).hexdigest()[:16] == digest
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    h=st.integers(1, 40),
+    w=st.integers(1, 40),
+    radius=st.integers(0, 9),
+    density=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**16),
+)
+def test_closing_by_rows_of_a_disk_is_scipys(h, w, radius, density, seed):
+    from scipy import ndimage
+    from skimage import morphology
+
+    from histosynth.wsi.tissue import binary_closing_disk
+
+    mask = np.random.default_rng(seed).random((h, w)) < density
+    want = ndimage.binary_closing(mask, structure=morphology.disk(radius)) if radius else mask
+    np.testing.assert_array_equal(binary_closing_disk(mask, radius), want)
