@@ -311,7 +311,10 @@ def mask_from_thumbnail(thumb: np.ndarray, scale: float, um_per_px: float, cfg: 
     for r in range(0, len(thumb), _STRIP):
         part = thumb[r : r + _STRIP]
         np.greater_equal(saturation(part), thr, out=mask[r : r + _STRIP])
-        mask[r : r + _STRIP] &= part.sum(axis=-1, dtype=np.uint16) <= 3 * cfg.max_brightness
+        brightness = part[..., 0].astype(np.uint16)  # r + g + b plane by plane, as in saturation()
+        brightness += part[..., 1]
+        brightness += part[..., 2]
+        mask[r : r + _STRIP] &= brightness <= 3 * cfg.max_brightness
     r = round(cfg.close_um / um_per_px)
     if r >= 1:
         # Pad before closing so tissue at the border is not eroded by the implicit zero frame.
