@@ -91,3 +91,21 @@ def test_rule_any_and_bad_config():
     for bad in (dict(rule="x"), dict(min_fraction=0.7), dict(homogeneous_share=1.0), dict(max_per_slide=-1)):
         with pytest.raises(ValueError):
             SamplingConfig(**bad)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    num_classes=st.integers(1, 12),
+    values=st.integers(1, 14),
+    shape=st.tuples(st.integers(0, 9), st.integers(0, 9)),
+    seed=st.integers(0, 2**16),
+    dtype=st.sampled_from([np.uint8, np.int64]),
+)
+def test_label_counts_are_bincounts(num_classes, values, shape, seed, dtype):
+    from histosynth.data.composition import label_counts
+
+    label = np.random.default_rng(seed).integers(0, values, shape).astype(dtype)
+    want = np.bincount(label.ravel(), minlength=num_classes)[:num_classes]
+    got = label_counts(label, num_classes)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)

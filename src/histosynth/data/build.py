@@ -38,7 +38,7 @@ from histosynth.artifacts import (
 )
 from histosynth.config import ConfigError, config_to_dict, register_presets
 from histosynth.data.classmap import ClassMap
-from histosynth.data.composition import SamplingConfig, composition, select_patches
+from histosynth.data.composition import SamplingConfig, composition, label_counts, select_patches
 from histosynth.data.durable_writes import DurableWrites
 from histosynth.data.patch_dataset import PatchDatasetWriter
 from histosynth.distributed.cache import per_worker
@@ -141,7 +141,7 @@ def _plan_slide(
         label = src.label_region(int(x0[i]), int(y0[i]), size0, size)
         if fill_id is not None:
             label[(label == 0) & tissue.region(int(x0[i]), int(y0[i]), size0, size)] = fill_id
-        counts[i] = np.bincount(label.ravel(), minlength=num_classes)[:num_classes]
+        counts[i] = label_counts(label, num_classes)
     sel = select_patches(
         counts, np.asarray(item["tissue"]), cfg.sampling, numpy_rng(cfg.seed, "select", slide)
     )
@@ -248,9 +248,10 @@ def _extract_patch(
     if fill_id is not None:
         tissue_px = tissue_mask(image, item["threshold"], max_brightness, item["window"])
         label[(label == 0) & tissue_px] = fill_id
-    comp = composition(np.bincount(label.ravel(), minlength=n)[:n])
+    counts = label_counts(label, n)
+    comp = composition(counts)
     return {
-        **writer.write_patch(safe_filename(f"{slide}_{x0}_{y0}"), image, label),
+        **writer.write_patch(safe_filename(f"{slide}_{x0}_{y0}"), image, label, counts),
         "split": split,
         "slide": slide,
         "x0": x0,

@@ -86,9 +86,13 @@ def decode_png(path: str | Path, mode: str) -> np.ndarray:
         raise ArtifactError(f"{path}: cannot decode the image ({type(exc).__name__}: {exc})") from None
 
 
-def class_fractions(label: np.ndarray, num_classes: int) -> list[float]:
-    """Fraction of pixels of each class id 0..num_classes-1."""
-    counts = np.bincount(label.ravel(), minlength=num_classes)[:num_classes]
+def class_fractions(label: np.ndarray, num_classes: int, counts: np.ndarray | None = None) -> list[float]:
+    """Fraction of pixels of each class id 0..num_classes-1 (from ``counts``, the label's
+    per-class pixel counts, when the caller has them already)."""
+    if counts is None:
+        from histosynth.data.composition import label_counts
+
+        counts = label_counts(label, num_classes)
     return (counts / max(label.size, 1)).astype(float).tolist()
 
 
@@ -126,8 +130,11 @@ class PatchDatasetWriter:
         (self.folder / "maps").mkdir(parents=True, exist_ok=True)
         classes.save(self.folder / "classes.json")
 
-    def write_patch(self, pid: str, image: np.ndarray, label: np.ndarray) -> dict[str, Any]:
-        """Write one image/map pair atomically; returns the row fields it fills."""
+    def write_patch(
+        self, pid: str, image: np.ndarray, label: np.ndarray, counts: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """Write one image/map pair atomically; returns the row fields it fills (``counts``: the
+        map's pixels per class id, when known, saves counting them again)."""
         if image.shape[:2] != label.shape:
             raise ValueError(f"patch {pid}: image {image.shape[:2]} and map {label.shape} differ in size")
         img_rel, map_rel = f"images/{pid}.png", f"maps/{pid}.png"
@@ -136,7 +143,7 @@ class PatchDatasetWriter:
         # A label map compresses about 100-fold at almost no cost: "stored" keeps it compressed.
         map_mode = "fast" if self.png == "stored" else self.png
         write(self.folder / map_rel, encode_png(label.astype(np.uint8), map_mode))
-        fractions = class_fractions(label, self.classes.num_classes)
+        fractions = class_fractions(label, self.classes.num_classes, counts)
         return {"id": pid, "image": img_rel, "map": map_rel, "fractions": fractions}
 
     def write_shard(self, key: str, rows: Iterable[Mapping[str, Any]]) -> int:

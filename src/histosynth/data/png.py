@@ -9,7 +9,9 @@ was given; they differ in the bytes, the time and the size:
 ``fast``
     The *Up* filter (one vectorised subtraction instead of Pillow's four-filter trial per row)
     and libdeflate at level 1 (through imagecodecs, a dependency already): files of the same
-    size as ``compat`` at about a quarter of its time.
+    size as ``compat`` at about a quarter of its time. A label map (a 2-D array: long runs of
+    one value) goes to zlib at level 1 instead, 2.4× faster than libdeflate's fastest level on
+    such data (0.07 against 0.17 ms for a 256 px map) for files of about 500 bytes either way.
 ``stored``
     No filter, no compression (deflate "stored" blocks): near a memory copy, files about 1.6×
     larger. For a pipeline bound by encoding, when disk is cheaper than CPU.
@@ -68,7 +70,7 @@ def encode_png(arr: np.ndarray, mode: str = "compat") -> bytes:
         filtered[:, 0] = 2  # filter "Up": each byte minus the byte above (the first row: itself)
         filtered[:1, 1:] = rows[:1]
         np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
-        stream = _deflate(filtered)
+        stream = _deflate(filtered) if arr.ndim == 3 else zlib.compress(filtered, 1)
     color_type = 2 if arr.ndim == 3 else 0
     header = struct.pack(">IIBBBBB", arr.shape[1], arr.shape[0], 8, color_type, 0, 0, 0)
     parts = [_SIGNATURE, *_chunk(b"IHDR", header)]

@@ -263,5 +263,6 @@ def _fractions(
     label = source.label_region(x0, y0, size0, size)
     if fill_id is not None:
         label[(label == 0) & tissue.region(x0, y0, size0, size)] = fill_id
-    n = source.classes.num_classes
-    return np.bincount(label.ravel(), minlength=n)[:n] / label.size
+    from histosynth.data.composition import label_counts
+
+    return label_counts(label, source.classes.num_classes) / label.size
