@@ -134,3 +134,31 @@ def test_direct_tiles_can_be_turned_off(synthetic_slide, monkeypatch):
     monkeypatch.setenv("HISTOSYNTH_DIRECT_TILES", "0")
     with open_slide(synthetic_slide.path) as s:
         assert s._tiles is None
+
+
+def test_a_tile_that_does_not_decode_is_openslides_error(synthetic_slide, tmp_path, monkeypatch):
+    import shutil
+
+    import tifffile
+
+    from histosynth.wsi import SlideError
+
+    path = tmp_path / "broken.tif"
+    shutil.copy(synthetic_slide.path, path)
+    with tifffile.TiffFile(path) as tf:
+        page = tf.pages[0]
+        offset, count = page.dataoffsets[5], page.databytecounts[5]
+        x, y = (5 % -(-page.shape[1] // page.tilewidth)) * page.tilewidth, 0
+    with open(path, "r+b") as fh:  # tile 5 of level 0: no JPEG left in it
+        fh.seek(offset)
+        fh.write(b"\0" * count)
+    monkeypatch.setenv("HISTOSYNTH_DIRECT_TILES", "0")
+    with open_slide(path) as plain, pytest.raises(SlideError) as want:
+        plain.read_region(x, y, 0, 16, 16)
+    monkeypatch.setenv("HISTOSYNTH_DIRECT_TILES", "1")
+    with open_slide(path) as direct:
+        assert direct._tiles is not None
+        direct.read_region(0, 0, 0, 16, 16)  # tile 0 still decodes here
+        with pytest.raises(SlideError) as got:
+            direct.read_region(x, y, 0, 16, 16)
+    assert str(got.value) == str(want.value)

@@ -11,11 +11,15 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from histosynth.wsi.base import READERS, ArrayReader, SlideError, SlideReader
 from histosynth.wsi.integrity import check_not_truncated
+
+if TYPE_CHECKING:
+    from histosynth.wsi.tiff_tiles import TiffTiles
 
 __all__ = ["IMAGE_SUFFIXES", "ImageReader", "OpenSlideReader", "TiffSlideReader", "open_slide"]
 
@@ -80,7 +84,10 @@ class OpenSlideReader(SlideReader):
 
     def _read(self, x0: int, y0: int, level: int, width: int, height: int) -> np.ndarray:
         if self._tiles is not None:
-            direct = self._tiles.read(x0, y0, level, width, height)
+            try:
+                direct = self._tiles.read(x0, y0, level, width, height)
+            except Exception:  # a tile that does not decode: OpenSlide's read names the fault
+                direct = None
             if direct is not None:
                 return direct
         try:
@@ -111,7 +118,9 @@ class OpenSlideReader(SlideReader):
         self._slide.close()
 
 
-def _direct_tiles(path: str, slide, level_dimensions, level_downsamples):
+def _direct_tiles(
+    path: str, slide: Any, level_dimensions: list[tuple[int, int]], level_downsamples: list[float]
+) -> TiffTiles | None:
     """A :class:`~histosynth.wsi.tiff_tiles.TiffTiles` for the levels of ``slide`` whose tiles
     decode to OpenSlide's pixels (aperio and generic TIFF files), else ``None``.
 
