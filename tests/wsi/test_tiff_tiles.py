@@ -162,3 +162,22 @@ def test_a_tile_that_does_not_decode_is_openslides_error(synthetic_slide, tmp_pa
         with pytest.raises(SlideError) as got:
             direct.read_region(x, y, 0, 16, 16)
     assert str(got.value) == str(want.value)
+
+
+def test_closed_tiles_hold_no_file_and_read_nothing(synthetic_slide):
+    import gc
+    import os
+
+    from histosynth.wsi.readers import OpenSlideReader
+
+    before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    reader = OpenSlideReader(synthetic_slide.path)
+    tiles = reader._tiles
+    reader.close()
+    with pytest.raises(OSError):
+        tiles.read(0, 0, 0, 8, 8)
+    dropped = OpenSlideReader(synthetic_slide.path)  # never closed: its descriptor still goes
+    del dropped
+    gc.collect()
+    if before is not None:
+        assert len(os.listdir("/proc/self/fd")) <= before

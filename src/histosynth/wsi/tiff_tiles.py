@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,8 @@ _DEFAULT_CACHE = 32 * 2**20  # bytes of decoded tiles, OpenSlide's default
 class _Level:
     """One pyramid level's directory: where its tiles are and how to decode them."""
 
-    page: Any  # tifffile.TiffPage
+    decode: Any  # the directory's tile decoder (tifffile's TiffPage.decode)
+    jpegtables: bytes | None
     width: int
     height: int
     tile_w: int
@@ -72,7 +74,8 @@ def _match_level(pages: list[Any], size: tuple[int, int]) -> _Level | None:
     ):
         return None
     return _Level(
-        page=p,
+        decode=p.decode,
+        jpegtables=p.jpegtables,
         width=width,
         height=height,
         tile_w=p.tilewidth,
@@ -109,15 +112,14 @@ class TiffTiles:
         import tifffile
 
         self.path = str(path)
-        self._tiff = tifffile.TiffFile(self.path)
-        try:
-            pages = list(self._tiff.pages)
+        # The directories are parsed once and the file closed: tiles are read by descriptor.
+        with tifffile.TiffFile(self.path) as tiff:
+            pages = list(tiff.pages)
             self.levels = [_match_level(pages, tuple(size)) for size in level_dimensions]
-        except BaseException:
-            self._tiff.close()
-            raise
         self.downsamples = list(level_downsamples)
         self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        # A reader dropped without close() (as OpenSlide's may be) still gives its descriptor back.
+        self._release = weakref.finalize(self, os.close, self._fd)
         self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
         self._cache_bytes, self._held = max(0, int(cache_bytes)), 0
         self._lock = threading.Lock()
@@ -178,7 +180,7 @@ class TiffTiles:
         index = key[1]
         data = os.pread(self._fd, lv.counts[index], lv.offsets[index])
         # Decoded outside the lock: two threads may decode one tile, never wait on each other.
-        segment, _, _ = lv.page.decode(data, index, jpegtables=lv.page.jpegtables)
+        segment, _, _ = lv.decode(data, index, jpegtables=lv.jpegtables)
         tile = np.asarray(segment).reshape(segment.shape[-3:])[..., :3]
         if self._cache_bytes:
             with self._lock:
@@ -194,8 +196,6 @@ class TiffTiles:
             self._held -= old.nbytes
 
     def close(self) -> None:
-        """Release the file."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        self._tiff.close()
+        """Release the file (reads after this fail rather than read a reused descriptor)."""
+        self._release()
+        self._fd = -1
