@@ -9,8 +9,8 @@ was given; they differ in the bytes, the time and the size:
 ``fast``
     The *Up* filter (one vectorised subtraction instead of Pillow's four-filter trial per row)
     and libdeflate at level 1 (through imagecodecs, a dependency already): files of the same
-    size as ``compat`` at about a quarter of its time. A label map (a 2-D array: long runs of
-    one value) goes to zlib at level 1 instead, 2.4× faster than libdeflate's fastest level on
+    size as ``compat`` at about a quarter of its time. A 2-D array (a label map or a tissue
+    mask: long runs of one value) goes to zlib at level 1 instead, 2.4× faster than libdeflate's fastest level on
     such data (0.07 against 0.17 ms for a 256 px map) for files of about 500 bytes either way.
 ``stored``
     No filter, no compression (deflate "stored" blocks): near a memory copy, files about 1.6×

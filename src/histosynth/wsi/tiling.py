@@ -97,8 +97,9 @@ def _table_bytes(rows: dict[str, Any]) -> bytes:
 def save_png(path: Path, arr: np.ndarray) -> None:
     """Write an RGB or greyscale uint8 picture as PNG, atomically.
 
-    In the ``fast`` mode of :mod:`histosynth.data.png` (libdeflate at level 1): Pillow's
-    default level took a third of the ``tile`` stage on a small slide, for the same pixels.
+    In the ``fast`` mode of :mod:`histosynth.data.png` (libdeflate at level 1; zlib at level 1
+    for a greyscale mask): Pillow's default level took a third of the ``tile`` stage on a small
+    slide, for the same pixels.
     """
     from histosynth.data.png import encode_png
 
