@@ -181,3 +181,22 @@ def test_closed_tiles_hold_no_file_and_read_nothing(synthetic_slide):
     gc.collect()
     if before is not None:
         assert len(os.listdir("/proc/self/fd")) <= before
+
+
+def test_a_slide_replaced_at_the_same_path_is_parsed_again(tmp_path, monkeypatch):
+    import os
+
+    from histosynth.samples import write_synthetic_slide
+
+    monkeypatch.setenv("HISTOSYNTH_DIRECT_TILES", "1")
+    path = tmp_path / "s.tif"
+    write_synthetic_slide(path, size=(600, 500), levels=1, seed=1)
+    with open_slide(path) as first:
+        a = first.read_region(200, 200, 0, 64, 64)
+    write_synthetic_slide(tmp_path / "other.tif", size=(700, 520), levels=1, seed=2)
+    os.replace(tmp_path / "other.tif", path)
+    with open_slide(path) as second, open_slide(path, reader="tiffslide") as check:
+        assert second._tiles.levels[0].width == 700
+        b = second.read_region(200, 200, 0, 64, 64)
+        assert np.abs(b.astype(int) - check.read_region(200, 200, 0, 64, 64).astype(int)).max() <= 2
+    assert not np.array_equal(a, b)

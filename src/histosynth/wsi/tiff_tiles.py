@@ -23,6 +23,7 @@ those threads, as OpenSlide keeps its own.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -86,6 +87,21 @@ def _match_level(pages: list[Any], size: tuple[int, int]) -> _Level | None:
     )
 
 
+# Stages open a slide once per chunk of patches, and a scanner's slide has 10⁵ tiles whose
+# offsets tifffile reads on every parse: the parsed levels are kept per file state (path,
+# size, modification time, inode), for the last two slides of a process (a slide's offsets
+# are a few MB as Python ints; a process works through one slide's chunks at a time).
+@functools.lru_cache(maxsize=2)
+def _parse_levels(
+    path: str, size: int, mtime_ns: int, inode: int, level_dimensions: tuple[tuple[int, int], ...]
+) -> tuple[_Level | None, ...]:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tiff:  # parsed, then closed: tiles are read by descriptor
+        pages = list(tiff.pages)
+        return tuple(_match_level(pages, size) for size in level_dimensions)
+
+
 class TiffTiles:
     """Region reads from a pyramidal TIFF's tiles, for the levels that decode as OpenSlide does.
 
@@ -109,15 +125,16 @@ class TiffTiles:
         level_downsamples: list[float],
         cache_bytes: int = _DEFAULT_CACHE,
     ) -> None:
-        import tifffile
-
         self.path = str(path)
-        # The directories are parsed once and the file closed: tiles are read by descriptor.
-        with tifffile.TiffFile(self.path) as tiff:
-            pages = list(tiff.pages)
-            self.levels = [_match_level(pages, tuple(size)) for size in level_dimensions]
-        self.downsamples = list(level_downsamples)
         self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            st = os.fstat(self._fd)
+            sizes = tuple((int(w), int(h)) for w, h in level_dimensions)
+            self.levels = list(_parse_levels(self.path, st.st_size, st.st_mtime_ns, st.st_ino, sizes))
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self.downsamples = list(level_downsamples)
         # A reader dropped without close() (as OpenSlide's may be) still gives its descriptor back.
         self._release = weakref.finalize(self, os.close, self._fd)
         self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
