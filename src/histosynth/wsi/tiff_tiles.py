@@ -93,13 +93,14 @@ def _match_level(pages: list[Any], size: tuple[int, int]) -> _Level | None:
 # are a few MB as Python ints; a process works through one slide's chunks at a time).
 @functools.lru_cache(maxsize=2)
 def _parse_levels(
-    path: str, size: int, mtime_ns: int, inode: int, level_dimensions: tuple[tuple[int, int], ...]
+    path: str, nbytes: int, mtime_ns: int, inode: int, level_dimensions: tuple[tuple[int, int], ...]
 ) -> tuple[_Level | None, ...]:
+    """The levels of the file at ``path`` (``nbytes``, ``mtime_ns``, ``inode``: the cache key)."""
     import tifffile
 
     with tifffile.TiffFile(path) as tiff:  # parsed, then closed: tiles are read by descriptor
         pages = list(tiff.pages)
-        return tuple(_match_level(pages, size) for size in level_dimensions)
+        return tuple(_match_level(pages, level) for level in level_dimensions)
 
 
 class TiffTiles:
