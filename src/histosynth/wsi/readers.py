@@ -9,6 +9,7 @@ images carry no trustworthy resolution, so their ``mpp`` must be given by the us
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -126,8 +127,6 @@ def _direct_tiles(
 
     ``HISTOSYNTH_DIRECT_TILES=0`` turns it off (every read through OpenSlide).
     """
-    import os
-
     from histosynth.wsi.tiff_tiles import DIRECT_VENDORS, TiffTiles
 
     if os.environ.get("HISTOSYNTH_DIRECT_TILES", "1") == "0":

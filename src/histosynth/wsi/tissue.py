@@ -246,7 +246,7 @@ def _disk_rows(radius: int) -> list[tuple[int, int]]:
     return [(dy - radius, (int(row.sum()) - 1) // 2) for dy, row in enumerate(fp) if row.any()]
 
 
-def _shift_or(out: np.ndarray, src: np.ndarray, dy: int, dx: int, op) -> None:
+def _shift_combine(out: np.ndarray, src: np.ndarray, dy: int, dx: int, op) -> None:
     """``out[y, x] = op(out[y, x], src[y + dy, x + dx])`` where ``src`` is inside, else
     ``op(out, False)`` (outside counts as background, as scipy's ``border_value=0``)."""
     h, w = src.shape
@@ -256,28 +256,28 @@ def _shift_or(out: np.ndarray, src: np.ndarray, dy: int, dx: int, op) -> None:
         return
     ys, yd = slice(max(dy, 0), h + min(dy, 0)), slice(max(-dy, 0), h + min(-dy, 0))
     xs, xd = slice(max(dx, 0), w + min(dx, 0)), slice(max(-dx, 0), w + min(-dx, 0))
+    op(out[yd, xd], src[ys, xs], out=out[yd, xd])
     if op is np.logical_and:  # the pixels whose neighbour lies outside become background
-        keep = np.zeros_like(out)
-        keep[yd, xd] = src[ys, xs]
-        out &= keep
-    else:
-        op(out[yd, xd], src[ys, xs], out=out[yd, xd])
+        out[: yd.start] = out[yd.stop :] = False
+        out[:, : xd.start] = out[:, xd.stop :] = False
 
 
 def _by_disk(mask: np.ndarray, rows: list[tuple[int, int]], op) -> np.ndarray:
-    """Dilation (``op`` = or) or erosion (and) by a disk given as rows of half-widths: per
-    half-width a horizontal pass, then one shifted pass per row (O(r) array passes, not the
-    O(r²) of a footprint walk)."""
-    horizontal = {0: mask.copy()}
-    for w in range(1, max(w for _, w in rows) + 1):
-        h = horizontal[w - 1].copy()
-        _shift_or(h, mask, 0, w, op)
-        _shift_or(h, mask, 0, -w, op)
-        horizontal[w] = h
-    out = horizontal[dict(rows)[0]].copy()
+    """Dilation (``op`` = or) or erosion (and) by a disk given as rows of half-widths: the
+    horizontal pass of each half-width grows from the last, and each row of the disk is then
+    one shifted pass of it (O(r) array passes, not the O(r²) of a footprint walk). Three
+    mask-sized arrays whatever the radius: one horizontal pass is kept, not one per width."""
+    rows_of: dict[int, list[int]] = {}
     for dy, w in rows:
-        if dy:
-            _shift_or(out, horizontal[w], dy, 0, op)
+        rows_of.setdefault(w, []).append(dy)
+    out = np.full_like(mask, op is np.logical_and)  # the identity of op
+    horizontal = mask.copy()
+    for w in range(max(rows_of) + 1):
+        if w:
+            _shift_combine(horizontal, mask, 0, w, op)
+            _shift_combine(horizontal, mask, 0, -w, op)
+        for dy in rows_of.get(w, ()):
+            _shift_combine(out, horizontal, dy, 0, op)
     return out
 
 
