@@ -22,7 +22,12 @@ def test_compat_is_pillow_level_1():
     arr = np.random.default_rng(1).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG", compress_level=1)
-    assert encode_png(arr) == buf.getvalue()
+    assert encode_png(arr, "compat") == buf.getvalue()
+
+
+def test_default_is_fast():
+    arr = np.random.default_rng(2).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    assert encode_png(arr) == encode_png(arr, "fast") != encode_png(arr, "compat")
 
 
 def test_unknown_mode_and_bad_shape_refused():

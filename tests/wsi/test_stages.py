@@ -169,7 +169,7 @@ def test_dataset_workers_and_split_file(annotated, tmp_path):
     assert (
         PatchDataset(one).index["id"].tolist() == ds.index["id"].tolist()
     )  # same choice whatever the workers
-    # ... and the same pixels whatever the PNG encoding (the workers' run wrote "compat")
+    # ... and the same pixels whatever the PNG encoding (the workers' run wrote the default, "fast")
     same = PatchDataset(one)
     assert all(
         (same.image(i) == ds.image(i)).all() and (same.label(i) == ds.label(i)).all() for i in range(7)

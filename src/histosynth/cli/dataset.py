@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from histosynth.cli.options import config_options, data_stage_options, preset_choices
+from histosynth.data.png import DEFAULT_PNG_MODE, PNG_MODES
 
 
 @click.command("dataset")
@@ -38,11 +39,11 @@ from histosynth.cli.options import config_options, data_stage_options, preset_ch
 )
 @click.option(
     "--png",
-    type=click.Choice(["compat", "fast", "stored"]),
-    default="compat",
+    type=click.Choice(list(PNG_MODES)),
+    default=DEFAULT_PNG_MODE,
     show_default=True,
-    help="PNG encoding, same pixels: compat (the bytes of earlier releases), fast (same size, "
-    "about 4x faster) or stored (no compression, fastest, about 1.6x larger).",
+    help="PNG encoding, same pixels: fast, compat (the bytes of releases before fast was the "
+    "default, same size, encoding 4x slower) or stored (no compression, fastest, about 1.6x larger).",
 )
 @data_stage_options(
     "CSV slide,split or JSON {slide: split} overriding the tiles table's splits.",

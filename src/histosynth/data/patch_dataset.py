@@ -34,6 +34,7 @@ from histosynth.artifacts import (
     write_manifest,
 )
 from histosynth.data.classmap import ClassMap
+from histosynth.data.png import DEFAULT_PNG_MODE
 
 if TYPE_CHECKING:
     from histosynth.data.durable_writes import DurableWrites
@@ -51,7 +52,7 @@ REQUIRED_COLUMNS = ("id", "image", "map", "split", "slide", "x0", "y0", "size0",
 MAX_PIXELS = 16384 * 16384
 
 
-def encode_png(arr: np.ndarray, mode: str = "compat") -> bytes:
+def encode_png(arr: np.ndarray, mode: str = DEFAULT_PNG_MODE) -> bytes:
     """PNG bytes of an RGB (H, W, 3) or label (H, W) uint8 array (``mode``: see
     :mod:`histosynth.data.png`; every mode decodes to the same pixels)."""
     from histosynth.data.png import encode_png as encode
@@ -116,7 +117,11 @@ class PatchDatasetWriter:
     """
 
     def __init__(
-        self, folder: str | Path, classes: ClassMap, png: str = "compat", sink: DurableWrites | None = None
+        self,
+        folder: str | Path,
+        classes: ClassMap,
+        png: str = DEFAULT_PNG_MODE,
+        sink: DurableWrites | None = None,
     ) -> None:
         from histosynth.data.png import PNG_MODES
 
