@@ -12,17 +12,18 @@ kinds (:class:`Kind`) are defined here, once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import platform
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from histosynth.disk import DISK_FULL_ERRNOS, as_disk_full
 from histosynth.locking import LOCK, acquire, release
@@ -37,6 +38,7 @@ __all__ = [
     "Summary",
     "artifact_id",
     "atomic_write_bytes",
+    "atomic_writer",
     "atomic_write_json",
     "atomic_write_text",
     "file_sha256",
@@ -117,15 +119,26 @@ class StageResult:
         return self.summary.ok
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see either the old file or the whole new one."""
+@contextlib.contextmanager
+def atomic_writer(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
+    """A file to write ``path``'s new contents into, piece by piece: when the block ends without
+    an error the file is synced and replaces ``path`` (readers see the old file or the whole new
+    one); on an error it is removed and ``path`` is left as it was.
+
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "out.txt"
+    >>> with atomic_writer(target, "w") as fh:
+    ...     _ = fh.write("a") + fh.write("b")
+    >>> target.read_text()
+    'ab'
+    """
     path = Path(path)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; artefacts are for sharing
@@ -136,6 +149,12 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
             raise as_disk_full(exc, path) from None
         raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see either the old file or the whole new one."""
+    with atomic_writer(path) as fh:
+        fh.write(data)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

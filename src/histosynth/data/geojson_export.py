@@ -14,6 +14,7 @@ Coordinates are level-0 pixels (``scale`` maps label pixels to level-0 pixels).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from histosynth.data.classmap import ClassMap
 
-__all__ = ["label_to_geojson", "write_geojson"]
+__all__ = ["feature_id_of_text", "label_to_geojson", "write_geojson"]
 
 
 def _mask_polygons(mask: np.ndarray):  # -> shapely geometry
@@ -79,11 +80,19 @@ def label_to_geojson(
 
 def _feature_id(name: str, geometry: dict[str, Any]) -> str:
     """A UUID (QuPath keeps one per object) that depends only on the class and its outline."""
+    return feature_id_of_text(name, [json.dumps(geometry)])
+
+
+def feature_id_of_text(name: str, geometry_text: Iterable[str]) -> str:
+    """The feature id of a class whose geometry's JSON text (``json.dumps`` of the GeoJSON
+    geometry) comes in pieces, so that a large outline need not be one string."""
     import hashlib
     import uuid
 
-    digest = hashlib.sha256(f"{name}\n{json.dumps(geometry)}".encode()).digest()
-    return str(uuid.UUID(bytes=digest[:16], version=5))
+    digest = hashlib.sha256(f"{name}\n".encode())
+    for piece in geometry_text:
+        digest.update(piece.encode())
+    return str(uuid.UUID(bytes=digest.digest()[:16], version=5))
 
 
 def write_geojson(path: str | Path, label: np.ndarray, classes: ClassMap, scale: float = 1.0) -> Path:
