@@ -34,7 +34,7 @@ from histosynth.artifacts import (
     write_manifest,
 )
 from histosynth.data.classmap import ClassMap
-from histosynth.data.png import DEFAULT_PNG_MODE
+from histosynth.data.png import DEFAULT_PNG_MODE, PNG_MODES, encode_png
 
 if TYPE_CHECKING:
     from histosynth.data.durable_writes import DurableWrites
@@ -50,14 +50,6 @@ __all__ = [
 REQUIRED_COLUMNS = ("id", "image", "map", "split", "slide", "x0", "y0", "size0", "mpp", "fractions")
 # Decoding is refused above this many pixels (a decompression-bomb guard for user folders).
 MAX_PIXELS = 16384 * 16384
-
-
-def encode_png(arr: np.ndarray, mode: str = DEFAULT_PNG_MODE) -> bytes:
-    """PNG bytes of an RGB (H, W, 3) or label (H, W) uint8 array (``mode``: see
-    :mod:`histosynth.data.png`; every mode decodes to the same pixels)."""
-    from histosynth.data.png import encode_png as encode
-
-    return encode(arr, mode)
 
 
 def decode_png(path: str | Path, mode: str) -> np.ndarray:
@@ -123,8 +115,6 @@ class PatchDatasetWriter:
         png: str = DEFAULT_PNG_MODE,
         sink: DurableWrites | None = None,
     ) -> None:
-        from histosynth.data.png import PNG_MODES
-
         if png not in PNG_MODES:
             raise ValueError(f"unknown PNG mode {png!r}; choose one of {', '.join(PNG_MODES)}")
         self.folder = Path(folder)
