@@ -46,7 +46,7 @@ def test_streamed_text_is_json_dumps_of_the_whole(step, tmp_path, monkeypatch):
         whole = mapping(affinity.scale(geom, xfact=step, yfact=step, origin=(0, 0)))
         assert text == json.dumps(whole)
         assert feature_id_of_text("tumour", [text[:5], text[5:]]) == _feature_id("tumour", whole)
-    monkeypatch.setattr(large_geojson, "_COPY", 7)  # the spool copied in many pieces
+    monkeypatch.setattr(large_geojson, "_COPY", 7)  # the spool copied in many reads
     classes = ClassMap.from_names(["background", "tumour", "stroma"])
     label = open_map(tmp_path / "label.u8", (30, 24), np.uint8)
     label[2:9, 3:7], label[15:20, 1:22], label[22:, 10:] = 1, 2, 1

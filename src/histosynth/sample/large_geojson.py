@@ -18,6 +18,7 @@ outline).
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +31,7 @@ from histosynth.sample.paged import release
 __all__ = ["write_large_geojson"]
 
 BAND_PX = 1 << 21  # label pixels per band: a few MB of masks and rectangles
-_COPY = 1 << 20  # characters per piece when the spooled geometry is copied into the file
+_COPY = 1 << 20  # characters per read when the spooled geometry is copied into the file
 
 
 def write_large_geojson(
@@ -71,16 +72,12 @@ def write_large_geojson(
             # The geometry's text goes to a spool first: the feature's id, written before it,
             # is a hash of that text.
             with tempfile.TemporaryFile("w+", encoding="utf-8", dir=path.parent) as spool:
-                for piece in _geometry_text(geom, step):
-                    spool.write(piece)
+                fid = feature_id_of_text(c.name, _written(_geometry_text(geom, step), spool))
                 del geom
-                spool.seek(0)
-                fid = feature_id_of_text(c.name, _chunks(spool))
                 spool.seek(0)
                 head = json.dumps({"type": feature["type"], "id": fid})[:-1]  # without its "}"
                 out.write(("" if first else ", ") + head + ', "geometry": ')
-                for chunk in _chunks(spool):
-                    out.write(chunk)
+                shutil.copyfileobj(spool, out, _COPY)
             out.write(', "properties": ' + json.dumps(feature["properties"]) + "}")
             first = False
             trim()
@@ -106,7 +103,8 @@ def _geometry_text(geom: Any, step: int) -> Iterator[str]:
     yield "]}"
 
 
-def _chunks(fh: Any) -> Iterator[str]:
-    """The rest of a text file in pieces of :data:`_COPY` characters."""
-    while chunk := fh.read(_COPY):
-        yield chunk
+def _written(pieces: Iterator[str], fh: Any) -> Iterator[str]:
+    """Each piece, once it is written to ``fh`` (the text is hashed and spooled in one pass)."""
+    for piece in pieces:
+        fh.write(piece)
+        yield piece
