@@ -33,10 +33,16 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
     assert "handcrafted" in flat and "random-init-cnn" in flat
     assert (tmp_path / "demo" / "clusters" / "report" / "index.html").is_file()
     assert lines[-1].startswith("cluster report:")
+    # 0.3 min buy a few steps: the run says, after training and again at the end, what would draw tissue
+    notes = [x for x in lines if x.lstrip().startswith("note: the 0.3 min budget bought")]
+    assert len(notes) == 3 and notes[-1] == lines[-2]  # after each of the 2 models, then at the end
+    assert "colour speckle" in notes[-1]
+    assert notes[-1].split("--minutes ")[1].split()[0].isdigit()
     # a second run resumes: every stage is already complete
     again: list[str] = []
     run_demo(tmp_path / "demo", plan, echo=again.append)
     assert any("budget is spent" in x for x in again)
+    assert not any("note:" in x for x in again)  # nothing was trained by this invocation
     log = json.loads((tmp_path / "demo" / "demo-run.json").read_text())
     assert len(log["invocations"]) == 2 and log["plan"]["n_samples"] == 8
     assert max(s["seconds"] for s in log["invocations"][0]) > max(s["seconds"] for s in log["invocations"][1])

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +26,7 @@ from histosynth.pipeline import settings
 from histosynth.pipeline.plan import Plan
 from histosynth.pipeline.steps import PHASES, LazyLabels, Step
 
-__all__ = ["BUDGET_SPENT", "StepFailed", "run_plan"]
+__all__ = ["BUDGET_SPENT", "StepFailed", "few_steps_advice", "run_plan"]
 
 BUDGET_SPENT = ".budget-spent"  # in a training folder: its time budget has run
 
@@ -86,6 +88,7 @@ def run_plan(
     phases = [p for p in PHASES if any(s.phase == p for s in plan.steps)]
     label = {p: f"{i}/{len(phases) + 1}" for i, p in enumerate(phases, 1)}
     budgeted = [s for s in plan.steps if s.variant is not None]
+    notes: list[str] = []
     for step in plan.steps:
         elapsed = (time.monotonic() - start) / 60
         if step.variant is not None:
@@ -108,10 +111,49 @@ def run_plan(
         log.add(title, step.stage, time.monotonic() - t0)
         if step.variant is not None:
             atomic_write_text(step.folder / BUDGET_SPENT, _budget_key(step))
+            if (advice := _budget_advice(plan, step, result, len(budgeted))) is not None:
+                echo(f"   note: {advice}")
+                notes.append(advice)
     echo(f"\n== {len(phases) + 1}/{len(phases) + 1} done in {(time.monotonic() - start) / 60:.1f} min")
+    if notes:  # again at the end: training's note has scrolled away by now
+        echo(f"note: {notes[-1]}")
     if any(s.stage == "cluster" for s in plan.steps):
         echo(f"cluster report: {out / 'clusters' / 'report' / 'index.html'}")
     return out / "report.html"
+
+
+def few_steps_advice(backbone: str, steps: int, s_per_step: float, minutes: float, variants: int,
+                     bf16: bool = True) -> str | None:  # fmt: skip
+    """What to do when a time budget bought a ``backbone`` too few steps for tissue (``None``: enough).
+
+    ``steps`` and ``s_per_step``: one variant's training; ``minutes``: the run's budget, shared
+    by ``variants`` models. The advice names the budget that buys the steps at which the model
+    draws tissue (:data:`histosynth.train.config.TISSUE_STEPS`), at this machine's step time.
+    """
+    from histosynth.train.config import TISSUE_STEPS
+
+    if backbone not in TISSUE_STEPS or steps >= TISSUE_STEPS[backbone][0]:
+        return None
+    speckle, tissue = TISSUE_STEPS[backbone]
+    budget = math.ceil((minutes + variants * (tissue - steps) * s_per_step / 60) / 5) * 5  # whole 5 minutes
+    why = "" if bf16 else "; this CPU has no native bf16, which makes steps 1.5-1.8x faster where present"
+    return (f"the {minutes:g} min budget bought {steps:,} training steps of the {backbone} model here ({s_per_step:.2f} s a "
+            f"step{why}): below about {speckle:,} steps its images are colour speckle rather than tissue. "
+            f"About {tissue:,} steps draw tissue: run again with --minutes {budget} and a new --out "
+            f"folder (a re-run into this one keeps the model trained here)")  # fmt: skip
+
+
+def _budget_advice(plan: Plan, step: Step, result: StageResult, variants: int) -> str | None:
+    """:func:`few_steps_advice` for a time-budgeted training step that has just run."""
+    from histosynth.train.loop import cpu_has_native_bf16
+    from histosynth.train.skeleton import StatsLog
+
+    times = [r["step_time"] for r in StatsLog(result.folder / "stats.jsonl").rows() if "step_time" in r]
+    if not times or step.args[2].run.max_minutes is None:
+        return None
+    gpu = plan.cfg.device != "cpu"
+    return few_steps_advice(step.args[2].model.backbone, result.summary.step, statistics.median(times),
+                            plan.cfg.minutes, variants, bf16=gpu or cpu_has_native_bf16())  # fmt: skip
 
 
 def _interrupted(step: Step, result: StageResult, seconds: float) -> bool:

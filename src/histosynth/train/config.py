@@ -23,6 +23,7 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "RunConfig",
+    "TISSUE_STEPS",
     "TrainConfig",
     "identity_config",
 ]
@@ -192,3 +193,10 @@ register_presets(
         },
     },
 )
+
+# Optimiser steps (batch 16, 64 px, the bundled slide) below which a backbone's images are colour
+# speckle rather than tissue, and at which they are tissue: cpu-tiny made speckle at 781 steps
+# and at 1,286 steps of batch 8, blotchy tissue at 1,666 and tissue at 2,910 (the demo on fresh
+# clones, docs/model.md "Steps a short run needs"). A time-budgeted run that ends below the
+# first says so and how many minutes would reach the second (histosynth.pipeline.runner).
+TISSUE_STEPS: dict[str, tuple[int, int]] = {"cpu-tiny": (1500, 3000)}
